@@ -1,0 +1,58 @@
+"""Fields every config shares; each config file starts from :func:`base` and sets its own."""
+
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.dataset = ml_collections.ConfigDict(dict(
+      name="mnist",
+      binarize="dynamic",    # 'dynamic': a fresh Bernoulli draw per batch; 'none': as stored
+      data_dir="",           # '' = $TFDS_DATA_DIR or the TFDS default
+      cache=True,            # keep decoded arrays in ~/.cache/gen_jax ($GEN_JAX_CACHE_DIR)
+  ))
+  c.model = ml_collections.ConfigDict(dict(
+      family="vae", arch="mlp", hidden=(400,), latent_dim=20, channels=(32, 64), beta=1.0))
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name="adam", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, grad_clip_norm=0.0))
+  c.batch_size = 128
+  c.num_epochs = 10
+  c.num_steps = 0                  # >0: train this many steps instead of num_epochs epochs
+  c.steps_per_dispatch = 200       # train steps per jitted call
+  c.log_every_secs = 5.0
+  c.tensorboard = True
+  c.eval = ml_collections.ConfigDict(dict(
+      batch_size=1000,
+      every_steps=0,         # 0: at every epoch end (and always at the last step)
+      binarize_seed=0,       # the test split is binarized once, with this seed
+      num_images=64,         # images in the sample and reconstruction grids
+      iwae_k=1000,           # importance samples of the final likelihood bound (0: skip it)
+      iwae_k_chunk=10,       # samples drawn at a time (memory grows with it)
+      iwae_batch_size=1000,  # test images per dispatch of the bound
+      iwae_seed=0,
+  ))
+  c.checkpoint = ml_collections.ConfigDict(dict(
+      every_steps=0,         # 0: at every epoch end (and on SIGTERM, and at the end)
+      max_to_keep=3,
+      async_save=True,
+  ))
+  c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",), data_axis="data"))
+  return c
+
+
+def shrink(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The ':tiny' variant: a few hundred steps and a cheap bound, for a laptop or a test."""
+  c.num_epochs = 1
+  c.eval.iwae_k = 10
+  c.eval.iwae_k_chunk = 5
+  c.eval.num_images = 16
+  return c
+
+
+def finish(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+  if arg in (None, ""):
+    return c
+  if arg == "tiny":
+    return shrink(c)
+  raise ValueError(f"unknown config argument {arg!r}: use the file alone or ':tiny'.")

@@ -1,0 +1,3 @@
+"""gen_jax: deep generative models of images in JAX."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""Encoders, decoders, and the autoencoder / VAE modules built from them.
+
+Images are NHWC floats in [0, 1]. Decoders return Bernoulli logits of the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class MLPEncoder(nn.Module):
+  """Flatten, ReLU hidden layers, then a linear layer of ``out_dim`` units."""
+  hidden: Sequence[int]
+  out_dim: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    return nn.Dense(self.out_dim)(h)
+
+
+class MLPDecoder(nn.Module):
+  """ReLU hidden layers, then a linear layer to one logit per pixel."""
+  hidden: Sequence[int]
+  image_shape: Sequence[int]
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    h = z.reshape(-1, z.shape[-1])  # 2-D matmuls: XLA:CPU is ~2x slower on (k, B, D) inputs
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    size = 1
+    for d in self.image_shape:
+      size *= d
+    return nn.Dense(size)(h).reshape(z.shape[:-1] + tuple(self.image_shape))
+
+
+class ConvEncoder(nn.Module):
+  """Strided 4x4 convolutions (each halves H and W), a dense hidden layer, a linear output."""
+  channels: Sequence[int]
+  hidden: int
+  out_dim: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = x
+    for c in self.channels:
+      h = nn.relu(nn.Conv(c, (4, 4), strides=(2, 2), padding="SAME")(h))
+    h = h.reshape(h.shape[0], -1)
+    h = nn.relu(nn.Dense(self.hidden)(h))
+    return nn.Dense(self.out_dim)(h)
+
+
+class ConvDecoder(nn.Module):
+  """The mirror of :class:`ConvEncoder`: dense to a small feature map, then strided
+  transposed convolutions (each doubles H and W) to one logit per pixel."""
+  channels: Sequence[int]   # listed as in the encoder; used in reverse
+  hidden: int
+  image_shape: Sequence[int]
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    height, width, out_channels = self.image_shape
+    scale = 2 ** len(self.channels)
+    if height % scale or width % scale:
+      raise ValueError(f"ConvDecoder: image size {height}x{width} is not divisible by {scale} "
+                       f"({len(self.channels)} stride-2 layers); change model.channels.")
+    lead = z.shape[:-1]
+    z = z.reshape(-1, z.shape[-1])
+    h = nn.relu(nn.Dense(self.hidden)(z))
+    h = nn.relu(nn.Dense(height // scale * width // scale * self.channels[-1])(h))
+    h = h.reshape(-1, height // scale, width // scale, self.channels[-1])
+    for c in reversed(self.channels[:-1]):
+      h = nn.relu(nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME")(h))
+    h = nn.ConvTranspose(out_channels, (4, 4), strides=(2, 2), padding="SAME")(h)
+    return h.reshape(lead + tuple(self.image_shape))
+
+
+def make_encoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int], out_dim: int):
+  if arch == "mlp":
+    return MLPEncoder(hidden=tuple(hidden), out_dim=out_dim)
+  if arch == "conv":
+    return ConvEncoder(channels=tuple(channels), hidden=hidden[-1], out_dim=out_dim)
+  raise ValueError(f"unknown model.arch {arch!r}: choose 'mlp' or 'conv'.")
+
+
+def make_decoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int],
+                 image_shape: Sequence[int]):
+  if arch == "mlp":
+    return MLPDecoder(hidden=tuple(reversed(hidden)), image_shape=tuple(image_shape))
+  if arch == "conv":
+    return ConvDecoder(channels=tuple(channels), hidden=hidden[-1], image_shape=tuple(image_shape))
+  raise ValueError(f"unknown model.arch {arch!r}: choose 'mlp' or 'conv'.")
+
+
+class VAE(nn.Module):
+  """Gaussian encoder q(z|x) = N(mean, diag(exp(logvar))), prior N(0, I), Bernoulli decoder."""
+  arch: str
+  hidden: Sequence[int]
+  latent_dim: int
+  image_shape: Sequence[int]
+  channels: Sequence[int] = (32, 64)
+
+  def setup(self):
+    self.encoder = make_encoder(self.arch, hidden=self.hidden, channels=self.channels,
+                                out_dim=2 * self.latent_dim)
+    self.decoder = make_decoder(self.arch, hidden=self.hidden, channels=self.channels,
+                                image_shape=self.image_shape)
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (mean, logvar) of q(z|x), each (batch, latent_dim)."""
+    mean, logvar = jnp.split(self.encoder(x), 2, axis=-1)
+    return mean, logvar
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """Bernoulli logits of p(x|z); any leading batch axes of z are kept."""
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array, key: jax.Array):
+    mean, logvar = self.encode(x)
+    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
+    return self.decode(z), mean, logvar
+
+
+class Autoencoder(nn.Module):
+  """Deterministic autoencoder: x -> code -> Bernoulli logits of x."""
+  arch: str
+  hidden: Sequence[int]
+  latent_dim: int
+  image_shape: Sequence[int]
+  channels: Sequence[int] = (32, 64)
+
+  def setup(self):
+    self.encoder = make_encoder(self.arch, hidden=self.hidden, channels=self.channels,
+                                out_dim=self.latent_dim)
+    self.decoder = make_decoder(self.arch, hidden=self.hidden, channels=self.channels,
+                                image_shape=self.image_shape)
+
+  def encode(self, x: jax.Array) -> jax.Array:
+    return self.encoder(x)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.decode(self.encode(x))

@@ -1,0 +1,130 @@
+"""Variational autoencoder (and beta-VAE): Gaussian q(z|x), N(0, I) prior, Bernoulli p(x|z).
+
+Usage in a research script::
+
+    from functools import partial
+    import jax, optax
+    from gen_jax.models.autoencoders import VAE
+    from gen_jax.steps import vae
+
+    model = VAE(arch="mlp", hidden=(400,), latent_dim=20, image_shape=(28, 28, 1))
+    state = vae.init_state(jax.random.key_data(jax.random.key(0)), model=model,
+                           tx=optax.adam(1e-3), image_shape=(28, 28, 1))
+    step = jax.jit(partial(vae.train_step, model=model, beta=1.0), donate_argnums=0)
+    state, metrics = step(state, {"image": x})   # x: (B, 28, 28, 1) in [0, 1]
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from gen_jax import losses, optim
+from gen_jax.models.autoencoders import VAE
+from gen_jax.state import TrainState
+from gen_jax.steps import Family
+
+NET = "vae"
+
+
+def init_state(key: jax.Array, *, model: VAE, tx: optax.GradientTransformation,
+               image_shape: Sequence[int]) -> TrainState:
+  """A fresh state; ``key`` (raw uint32 key) seeds the parameters and every later step."""
+  init_key, run_key = jax.random.split(key)
+  x = jnp.zeros((1, *image_shape), jnp.float32)
+  variables = model.init(init_key, x, init_key)
+  return TrainState.create(params={NET: variables}, tx={NET: tx}, key=run_key)
+
+
+def elbo_terms(variables, x: jax.Array, key: jax.Array, *, model: VAE) -> dict[str, jax.Array]:
+  """One-sample estimates, per example: ``recon`` = -log p(x|z), ``kl`` = KL(q(z|x) || p(z))."""
+  logits, mean, logvar = model.apply(variables, x, key)
+  return {"recon": -losses.bernoulli_log_prob(logits, x), "kl": losses.gaussian_kl(mean, logvar)}
+
+
+def loss_fn(variables, x: jax.Array, key: jax.Array, *, model: VAE, beta: float = 1.0):
+  """Mean over the batch of recon + beta * KL (beta = 1: the negative ELBO)."""
+  terms = elbo_terms(variables, x, key, model=model)
+  return jnp.mean(terms["recon"] + beta * terms["kl"]), terms
+
+
+def train_step(state: TrainState, batch: dict, *, model: VAE,
+               beta: float = 1.0) -> tuple[TrainState, dict[str, jax.Array]]:
+  (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params[NET], batch["image"], state.step_key(), model=model, beta=beta)
+  metrics = {"loss": loss, "recon": terms["recon"].mean(), "kl": terms["kl"].mean(),
+             "neg_elbo": (terms["recon"] + terms["kl"]).mean()}
+  return state.apply_gradients({NET: grads}), metrics
+
+
+def eval_step(state: TrainState, batch: dict, key: jax.Array, *, model: VAE) -> dict[str, jax.Array]:
+  """Per-example ``neg_elbo``, ``recon`` and ``kl`` in nats (one posterior sample each)."""
+  terms = elbo_terms(state.params[NET], batch["image"], key, model=model)
+  return {"neg_elbo": terms["recon"] + terms["kl"], **terms}
+
+
+def sample(state: TrainState, key: jax.Array, num: int, *, model: VAE) -> jax.Array:
+  """Bernoulli means of p(x|z) for ``num`` draws z ~ N(0, I)."""
+  z = jax.random.normal(key, (num, model.latent_dim))
+  return jax.nn.sigmoid(model.apply(state.params[NET], z, method=VAE.decode))
+
+
+def reconstruct(state: TrainState, batch: dict, *, model: VAE) -> jax.Array:
+  """Bernoulli means of p(x | z = posterior mean)."""
+  variables = state.params[NET]
+  mean, _ = model.apply(variables, batch["image"], method=VAE.encode)
+  return jax.nn.sigmoid(model.apply(variables, mean, method=VAE.decode))
+
+
+def log_importance_weights(variables, x: jax.Array, key: jax.Array, *, model: VAE,
+                           k: int) -> jax.Array:
+  """(batch, k) log-weights log p(x, z_i) - log q(z_i | x), z_i ~ q(z|x)."""
+  mean, logvar = model.apply(variables, x, method=VAE.encode)
+  eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
+  z = mean + jnp.exp(0.5 * logvar) * eps                                   # (k, B, D)
+  logits = model.apply(variables, z, method=VAE.decode)                    # (k, B, H, W, C)
+  log_w = (losses.bernoulli_log_prob(logits, x) + losses.standard_normal_log_prob(z)
+           - losses.gaussian_log_prob(z, mean, logvar))
+  return log_w.T
+
+
+def log_likelihood(state: TrainState, batch: dict, key: jax.Array, *, model: VAE, k: int,
+                   k_chunk: int = 10) -> jax.Array:
+  """Per-example IWAE bound log p(x) >= log (1/k) sum_i w_i, in nats.
+
+  The k samples are drawn ``k_chunk`` at a time (``lax.map``), so memory grows with ``k_chunk``,
+  not with ``k``.
+  """
+  if k % k_chunk:
+    raise ValueError(f"IWAE: k={k} is not a multiple of k_chunk={k_chunk}.")
+  keys = jax.random.split(key, k // k_chunk)
+  log_w = jax.lax.map(lambda kk: log_importance_weights(
+      state.params[NET], batch["image"], kk, model=model, k=k_chunk), keys)   # (k/kc, B, kc)
+  log_w = jnp.moveaxis(log_w, 0, 1).reshape(log_w.shape[1], k)
+  return losses.importance_weighted_bound(log_w)
+
+
+def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> VAE:
+  m = config.model
+  return VAE(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
+             image_shape=tuple(image_shape), channels=tuple(m.get("channels", (32, 64))))
+
+
+def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
+  model = create_model(config, image_shape)
+  tx = optim.make(config.optimizer)
+  p = functools.partial
+  return Family(
+      init=p(init_state, model=model, tx=tx, image_shape=tuple(image_shape)),
+      train_step=p(train_step, model=model, beta=config.model.get("beta", 1.0)),
+      eval_step=p(eval_step, model=model),
+      sample=p(sample, model=model),
+      reconstruct=p(reconstruct, model=model),
+      log_likelihood=p(log_likelihood, model=model, k=config.eval.iwae_k,
+                       k_chunk=config.eval.get("iwae_k_chunk", 10)),
+  )

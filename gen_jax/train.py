@@ -1,0 +1,348 @@
+"""The one training loop, for every model family.
+
+``train_and_evaluate(config, workdir)`` loads the data onto the devices, builds the family's steps
+from the config, resumes from the newest checkpoint in ``workdir`` if there is one, and then runs
+many train steps per dispatch (a jitted loop over device-resident data), evaluating on the test split
+at every epoch end and computing the family's likelihood bound at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import pathlib
+import signal
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+from gen_jax import checkpoint, data, sharding, steps, writers
+from gen_jax.state import TrainState
+
+
+class TrainingDivergedError(RuntimeError):
+  """A metric became NaN or Inf; the last good checkpoint is kept."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Jitted pieces. Module-level so that the statics are explicit and nothing is captured by accident.
+
+
+def _sum_metrics(a: dict, b: dict) -> dict:
+  return {k: a[k] + b[k] for k in a}
+
+
+def train_steps(state: TrainState, images: jax.Array, num_steps: jax.Array, *,
+                train_step: Callable, batch_size: int, steps_per_epoch: int, num_examples: int,
+                max_value: int, binarize: bool, data_key: jax.Array, mesh: Mesh,
+                data_axis: str):
+  """Runs ``num_steps`` (a traced count, so one compilation serves every chunk length) train steps
+  that stay within one epoch, drawing each batch on the devices.
+
+  Returns (state, mean metrics over the steps, first non-finite step or -1, index of the first
+  non-finite metric in sorted-name order).
+  """
+  order_key, binarize_key = jax.random.split(data_key)
+  epoch = state.step // steps_per_epoch
+  order = data.epoch_order(order_key, epoch, num_examples)
+
+  def get_batch(step):
+    pos = (step - epoch * steps_per_epoch) * batch_size
+    idx = jax.lax.dynamic_slice(order, (pos,), (batch_size,))
+    x = data.to_float(data.gather(images, idx, mesh=mesh, data_axis=data_axis), max_value)
+    if binarize:
+      x = data.binarize(jax.random.fold_in(binarize_key, step), x)
+    return {"image": x}
+
+  metric_shapes = jax.eval_shape(train_step, state, get_batch(state.step))[1]
+  names = sorted(metric_shapes)
+
+  def body(_, carry):
+    state, sums, bad_step, bad_metric = carry
+    step = state.step
+    state, metrics = train_step(state, get_batch(step))
+    finite = jnp.stack([jnp.all(jnp.isfinite(metrics[k])) for k in names])
+    newly_bad = (bad_step < 0) & ~jnp.all(finite)
+    bad_step = jnp.where(newly_bad, step, bad_step)
+    bad_metric = jnp.where(newly_bad, jnp.argmin(finite), bad_metric)
+    return state, _sum_metrics(sums, metrics), bad_step, bad_metric
+
+  zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in metric_shapes.items()}
+  state, sums, bad_step, bad_metric = jax.lax.fori_loop(
+      0, num_steps, body, (state, zeros, jnp.int32(-1), jnp.int32(0)))
+  means = {k: v / num_steps for k, v in sums.items()}
+  return state, means, bad_step, bad_metric
+
+
+def _eval_batch(images: jax.Array, start, *, batch_size: int, num_examples: int, mesh: Mesh,
+                data_axis: str):
+  idx = start + jnp.arange(batch_size)
+  mask = idx < num_examples
+  rows = data.gather(images, jnp.minimum(idx, images.shape[0] - 1), mesh=mesh, data_axis=data_axis)
+  return {"image": rows}, mask
+
+
+def evaluate(state: TrainState, images: jax.Array, key: jax.Array, *, eval_step: Callable,
+             batch_size: int, num_examples: int, mesh: Mesh, data_axis: str) -> dict:
+  """Mean over the split of each per-example metric of ``eval_step`` (float images in [0, 1])."""
+  batch_of = functools.partial(_eval_batch, images, batch_size=batch_size,
+                               num_examples=num_examples, mesh=mesh, data_axis=data_axis)
+  shapes = jax.eval_shape(eval_step, state, batch_of(0)[0], key)
+
+  def body(i, sums):
+    batch, mask = batch_of(i * batch_size)
+    metrics = eval_step(state, batch, jax.random.fold_in(key, i))
+    return {k: sums[k] + jnp.where(mask, metrics[k], 0).sum() for k in sums}
+
+  sums = jax.lax.fori_loop(0, -(-num_examples // batch_size), body,
+                           {k: jnp.zeros((), v.dtype) for k, v in shapes.items()})
+  return {k: v / num_examples for k, v in sums.items()}
+
+
+def log_likelihood_sums(state: TrainState, images: jax.Array, start: jax.Array, key: jax.Array, *,
+                        log_likelihood: Callable, batch_size: int, num_examples: int, mesh: Mesh,
+                        data_axis: str):
+  """Sum and sum of squares of the per-example log-likelihood bound over one batch."""
+  batch, mask = _eval_batch(images, start, batch_size=batch_size, num_examples=num_examples,
+                            mesh=mesh, data_axis=data_axis)
+  ll = jnp.where(mask, log_likelihood(state, batch, jax.random.fold_in(key, start)), 0.0)
+  return ll.sum(), (ll ** 2).sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+class _Preemption:
+  """SIGTERM (a preempted TPU VM, a cluster scheduler) asks the loop to save and stop."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint at the next step boundary, then exiting.")
+    self.requested = True
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+@dataclasses.dataclass
+class _Run:
+  """What the loop builds once from the config."""
+  mesh: Mesh
+  data_axis: str
+  train: data.Split
+  test_images: jax.Array       # float32 in [0, 1], binarized once with a fixed seed if asked
+  num_test: int
+  family: steps.Family
+  keys: dict
+
+
+def _setup(config: ml_collections.ConfigDict) -> _Run:
+  mesh = sharding.make_mesh(config.mesh)
+  axis = config.mesh.data_axis
+  sharding.check_batch_size(config.batch_size, mesh, axis)
+  sharding.check_batch_size(config.eval.batch_size, mesh, axis, "eval.batch_size")
+  ds_info = data.info(config.dataset.name)
+  load = functools.partial(data.load_split, config.dataset.name, mesh=mesh, data_axis=axis,
+                           data_dir=config.dataset.get("data_dir") or None,
+                           cache=config.dataset.get("cache", True))
+  train = load(ds_info.train_split)
+  test = load(ds_info.test_split)
+  if config.batch_size > train.num_examples:
+    raise ValueError(f"batch_size={config.batch_size} exceeds the {train.num_examples} training "
+                     "examples; lower --config.batch_size.")
+  root = jax.random.PRNGKey(config.seed)
+  keys = dict(zip(("init", "data", "eval", "sample"), jax.random.split(root, 4)))
+  eval_binarize_key = jax.random.PRNGKey(config.eval.binarize_seed)
+
+  @functools.partial(jax.jit, out_shardings=sharding.data_sharded(mesh, axis))
+  def prepare_test(images):
+    x = data.to_float(images, test.max_value)
+    return data.binarize(eval_binarize_key, x) if config.dataset.binarize == "dynamic" else x
+
+  family = steps.get(config.model.family).from_config(config, train.image_shape)
+  return _Run(mesh, axis, train, prepare_test(test.images), test.num_examples, family, keys)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains ``config``'s model, writing everything to ``workdir``; returns the final metrics.
+
+  Resumes from the newest checkpoint in ``<workdir>/checkpoints``. On SIGTERM it saves and returns
+  ``{"preempted": True, ...}``. Raises :class:`TrainingDivergedError` on a non-finite metric.
+  """
+  workdir = pathlib.Path(workdir)
+  if config.dataset.binarize not in ("dynamic", "none"):
+    raise ValueError(f"dataset.binarize={config.dataset.binarize!r}: choose 'dynamic' (a fresh "
+                     "Bernoulli draw per batch) or 'none'.")
+  run = _setup(config)
+  mesh, axis, family = run.mesh, run.data_axis, run.family
+  replicated = sharding.replicated(mesh)
+
+  state = jax.jit(family.init, out_shardings=replicated)(run.keys["init"])
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", max_to_keep=config.checkpoint.max_to_keep,
+                                 async_save=config.checkpoint.get("async_save", True))
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(state)
+    logging.info("resuming from step %d", int(state.step))
+  writer = writers.MetricWriter(workdir, tensorboard=config.get("tensorboard", True))
+
+  steps_per_epoch = run.train.num_examples // config.batch_size
+  total_steps = config.get("num_steps", 0) or config.num_epochs * steps_per_epoch
+  eval_every = config.eval.get("every_steps", 0) or steps_per_epoch
+  ckpt_every = config.checkpoint.get("every_steps", 0) or steps_per_epoch
+  chunk_fn = jax.jit(
+      functools.partial(
+          train_steps, train_step=family.train_step, batch_size=config.batch_size,
+          steps_per_epoch=steps_per_epoch, num_examples=run.train.num_examples,
+          max_value=run.train.max_value, binarize=config.dataset.binarize == "dynamic",
+          data_key=run.keys["data"], mesh=mesh, data_axis=axis),
+      donate_argnums=0)
+  eval_fns = {
+      "eval": jax.jit(functools.partial(
+          evaluate, eval_step=family.eval_step, batch_size=config.eval.batch_size,
+          num_examples=run.num_test, mesh=mesh, data_axis=axis)),
+      "sample": family.sample and jax.jit(family.sample, static_argnums=2),
+      "reconstruct": family.reconstruct and jax.jit(family.reconstruct),
+  }
+
+  preemption = _Preemption()
+  step = int(state.step)
+  logging.info("training %s on %s: %d steps (%d epochs of %d), batch %d, %d device(s) on mesh %s",
+               config.model.family, config.dataset.name, total_steps, config.num_epochs,
+               steps_per_epoch, config.batch_size, mesh.size, dict(mesh.shape))
+  t_start, step_start, last_log, last_eval = time.time(), step, 0.0, None
+  try:
+    while step < total_steps:
+      # Chunks never cross an epoch, an eval or a checkpoint boundary, so the chunking is a
+      # function of the step alone and a resumed run replays it exactly.
+      end = min(step + config.steps_per_dispatch, total_steps,
+                *((step // every + 1) * every for every in (steps_per_epoch, eval_every, ckpt_every)))
+      state, metrics, bad_step, bad_metric = chunk_fn(state, run.train.images, jnp.int32(end - step))
+      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      if int(bad_step) >= 0:
+        name = sorted(metrics)[int(bad_metric)]
+        ckpt.wait()
+        last = ckpt.latest_step()
+        raise TrainingDivergedError(
+            f"train/{name} became non-finite (NaN or Inf) at step {int(bad_step)}. "
+            + (f"The last good checkpoint, step {last}, is kept in {ckpt.directory}; "
+               if last is not None else "No checkpoint had been saved yet; ")
+            + "lower --config.optimizer.learning_rate or set --config.optimizer.grad_clip_norm "
+            "and rerun with the same --workdir to resume.")
+      step = end
+      now = time.time()
+      rate = (step - step_start) / max(now - t_start, 1e-9)
+      writer.write_scalars(step, {f"train/{k}": v for k, v in metrics.items()}
+                           | {"train/steps_per_sec": rate,
+                              "train/images_per_sec": rate * config.batch_size})
+      is_last = step == total_steps
+      if now - last_log >= config.get("log_every_secs", 5.0) or step % eval_every == 0 or is_last:
+        last_log = now
+        logging.info("step %d/%d (%.0f%%) | %.0f steps/s | ETA %s | train/loss %.4f", step,
+                     total_steps, 100 * step / total_steps, rate,
+                     _format_eta((total_steps - step) / max(rate, 1e-9)), metrics["loss"])
+      if step % eval_every == 0 or is_last:
+        last_eval = _evaluate_and_write(state, run, eval_fns, writer, config, step)
+      if step % ckpt_every == 0 or is_last:
+        ckpt.save(step, state)
+      if preemption.requested:
+        ckpt.save(step, state, wait=True)
+        logging.warning("preempted at step %d: checkpoint saved in %s; rerun the same command to "
+                        "resume.", step, ckpt.directory)
+        return {"preempted": True, "step": step}
+    ckpt.save(step, state)
+    ckpt.wait()
+    if last_eval is None:  # resumed after the last step: evaluate the restored state once more
+      last_eval = _evaluate_and_write(state, run, eval_fns, writer, config, step)
+    final = _final_metrics(state, run, config, writer, workdir, step, last_eval)
+  finally:
+    preemption.restore()
+    ckpt.close()
+    writer.close()
+  logging.info("outputs in %s: metrics.jsonl, tensorboard/, checkpoints/, *.png%s", workdir.absolute(),
+               ", final_metrics.json" if final else "")
+  return final
+
+
+def _evaluate_and_write(state: TrainState, run: _Run, fns: dict[str, Callable],
+                        writer: writers.MetricWriter, config: ml_collections.ConfigDict,
+                        step: int) -> dict[str, float]:
+  """Test-split metrics, a grid of samples and one of reconstructions, written at ``step``."""
+  metrics = {f"eval/{k}": float(v) for k, v in
+             jax.device_get(fns["eval"](state, run.test_images, run.keys["eval"])).items()}
+  writer.write_scalars(step, metrics)
+  logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+  num = config.eval.num_images
+  if fns["sample"] is not None:
+    writer.write_images(step, "samples", jax.device_get(fns["sample"](state, run.keys["sample"], num)))
+  if fns["reconstruct"] is not None:
+    batch = {"image": run.test_images[:num // 2]}
+    recon = jax.device_get(fns["reconstruct"](state, batch))
+    pairs = np.stack([jax.device_get(batch["image"]), recon], axis=1).reshape(-1, *recon.shape[1:])
+    writer.write_images(step, "reconstructions", pairs, ncols=int(math.sqrt(num)) // 2 * 2 or 2)
+  return metrics
+
+
+def _final_metrics(state: TrainState, run: _Run, config: ml_collections.ConfigDict,
+                   writer: writers.MetricWriter, workdir: pathlib.Path, step: int,
+                   last_eval: dict[str, float]) -> dict[str, Any]:
+  """The family's likelihood bound on the whole test split (IWAE for the VAE), with its standard
+  error; written to metrics.jsonl and final_metrics.json. Skipped if already done for ``step``."""
+  path = workdir / "final_metrics.json"
+  if path.exists():
+    done = json.loads(path.read_text())
+    if done.get("step") == step:
+      logging.info("final metrics for step %d already in %s", step, path)
+      return done
+  final: dict[str, Any] = {"step": step, **last_eval}
+  k = config.eval.get("iwae_k", 0)
+  if run.family.log_likelihood is not None and k:
+    batch_size = config.eval.iwae_batch_size
+    sharding.check_batch_size(batch_size, run.mesh, run.data_axis, "eval.iwae_batch_size")
+    fn = jax.jit(functools.partial(
+        log_likelihood_sums, log_likelihood=run.family.log_likelihood, batch_size=batch_size,
+        num_examples=run.num_test, mesh=run.mesh, data_axis=run.data_axis))
+    key = jax.random.PRNGKey(config.eval.iwae_seed)
+    total, total_sq, t0 = 0.0, 0.0, time.time()
+    starts = range(0, run.num_test, batch_size)
+    for i, start in enumerate(starts):
+      s, sq = jax.device_get(fn(state, run.test_images, jnp.int32(start), key))
+      total, total_sq = total + float(s), total_sq + float(sq)
+      done_frac = (i + 1) / len(starts)
+      elapsed = time.time() - t0
+      logging.info("IWAE k=%d: %d/%d test images | ETA %s", k, min(start + batch_size, run.num_test),
+                   run.num_test, _format_eta(elapsed / done_frac - elapsed))
+    n = run.num_test
+    mean = total / n
+    stderr = math.sqrt(max(total_sq / n - mean ** 2, 0.0) / n)
+    dims = math.prod(run.train.image_shape)
+    final |= {"eval/nll_iwae": -mean, "eval/nll_iwae_stderr": stderr,
+              "eval/bpd_iwae": -mean / (dims * math.log(2)), "eval/iwae_k": k}
+    logging.info("test NLL (IWAE, k=%d): %.2f +- %.2f nats (%.4f bits/dim)", k, -mean, stderr,
+                 final["eval/bpd_iwae"])
+    writer.write_scalars(step, {key_: v for key_, v in final.items()
+                                if key_.startswith("eval/") and key_ not in last_eval})
+  if jax.process_index() == 0:
+    path.write_text(json.dumps(final, indent=1))
+  return final

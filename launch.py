@@ -1,0 +1,70 @@
+"""Trains and evaluates a model described by an ml_collections config file.
+
+    python launch.py --config=configs/vae_mnist.py --workdir=runs/vae_mnist
+    python launch.py --config=configs/vae_mnist.py:tiny --config.batch_size=64 --workdir=/tmp/t
+
+The config is locked: an override of a field the config does not have is an error. Rerunning with
+the same --workdir resumes from its newest checkpoint.
+"""
+
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go.")
+_MULTIHOST = flags.DEFINE_bool("multihost", False,
+                               "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+class _QuietLibraries(logging.Filter):
+  """Keeps INFO lines of orbax/TFDS/JAX internals out of the progress log (warnings still pass)."""
+  _NOISY = ("orbax", "tensorflow_datasets", "jax/_src", "absl/logging")
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or not any(n in record.pathname for n in self._NOISY)
+
+
+def _parse_flags(argv):
+  """absl's parser, with a one-line error (no traceback) for a bad flag or config override."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
+    cause = e.__cause__ if isinstance(e.__cause__, KeyError) else e
+    msg = cause.args[0] if isinstance(cause, KeyError) and cause.args else e
+    print(f"error: {msg}\nPass --helpfull to see the flags; an override must name a field that the "
+          "config file defines.", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv):
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_QuietLibraries())
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  import jax  # after flag parsing, so --help is fast
+  from gen_jax import checkpoint, data, train
+  if _MULTIHOST.value:
+    jax.distributed.initialize()
+  logging.info("JAX %s on %d %s device(s), %d process(es)", jax.__version__, jax.device_count(),
+               jax.devices()[0].platform, jax.process_count())
+  try:
+    config = _CONFIG.value
+  except OSError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  try:
+    train.train_and_evaluate(config, _WORKDIR.value)
+  except (data.DatasetError, checkpoint.CheckpointError, train.TrainingDivergedError,
+          ValueError) as e:
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+  app.run(main, flags_parser=_parse_flags)

@@ -1,0 +1,49 @@
+"""Test set-up: 8 fake CPU devices (set before JAX starts) and the real datasets of ../shared/tfds."""
+
+import os
+import pathlib
+import sys
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_SHARED_TFDS = ROOT.parent / "shared" / "tfds"
+if "TFDS_DATA_DIR" not in os.environ and _SHARED_TFDS.is_dir():
+  os.environ["TFDS_DATA_DIR"] = str(_SHARED_TFDS)
+sys.path.insert(0, str(ROOT))  # `configs` is a folder of the repository, not of the package
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tfds_dir() -> str:
+  d = os.environ.get("TFDS_DATA_DIR")
+  if not d or not pathlib.Path(d, "mnist").is_dir():
+    pytest.skip("real MNIST not found: set TFDS_DATA_DIR to a folder holding mnist/")
+  return d
+
+
+def tiny_config(name: str = "vae_mnist", **overrides):
+  """A config file's ':tiny' variant shrunk further to a seconds-long run on a small model."""
+  import importlib
+  config = importlib.import_module(f"configs.{name}").get_config("tiny")
+  config.model.hidden = (32,)
+  config.model.latent_dim = 4
+  config.batch_size = 32
+  config.num_steps = 20
+  config.steps_per_dispatch = 5
+  config.eval.every_steps = 10
+  config.eval.iwae_k = 4
+  config.eval.iwae_k_chunk = 2
+  config.eval.num_images = 4
+  config.checkpoint.every_steps = 10
+  config.checkpoint.async_save = False
+  config.tensorboard = False
+  config.mesh.shape = (1,)
+  for path, value in overrides.items():
+    node = config
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config

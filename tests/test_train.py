@@ -1,0 +1,157 @@
+"""The whole loop on real MNIST with a tiny model: resume, sharding, metrics, errors."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny_config
+from gen_jax import checkpoint, train
+from gen_jax.state import TrainState
+
+
+def _rows(workdir):
+  return [json.loads(line) for line in pathlib.Path(workdir, "metrics.jsonl").read_text().splitlines()]
+
+
+def _final_params(workdir, config):
+  run = train._setup(config)
+  state = jax.jit(run.family.init)(run.keys["init"])
+  ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
+  try:
+    return ckpt.latest_step(), jax.device_get(ckpt.restore(state))
+  finally:
+    ckpt.close()
+
+
+def _assert_trees_equal(a, b):
+  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(leaves_a) == len(leaves_b)
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_run_writes_metrics_images_checkpoints_and_the_bound(tfds_dir, tmp_path):
+  final = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  rows = _rows(tmp_path)
+  train_rows = [r for r in rows if "train/loss" in r]
+  assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
+  assert all(np.isfinite(r["train/loss"]) for r in train_rows)
+  eval_rows = [r for r in rows if "eval/neg_elbo" in r]
+  assert [r["step"] for r in eval_rows] == [10, 20]
+  # -ELBO = recon + KL, and the IWAE bound is at least as tight as the ELBO.
+  assert eval_rows[-1]["eval/neg_elbo"] == pytest.approx(
+      eval_rows[-1]["eval/recon"] + eval_rows[-1]["eval/kl"], rel=1e-5)
+  assert final["eval/nll_iwae"] <= final["eval/neg_elbo"] + 1.0
+  assert json.loads((tmp_path / "final_metrics.json").read_text())["step"] == 20
+  assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+      "reconstructions_00000010.png", "reconstructions_00000020.png",
+      "samples_00000010.png", "samples_00000020.png"]
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
+
+
+def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
+  full, part = tmp_path / "full", tmp_path / "part"
+  train.train_and_evaluate(tiny_config(), str(full))
+  train.train_and_evaluate(tiny_config(num_steps=10), str(part))   # stops at step 10 ...
+  assert _final_params(part, tiny_config())[0] == 10
+  train.train_and_evaluate(tiny_config(), str(part))               # ... and resumes from it
+  step_a, state_a = _final_params(full, tiny_config())
+  step_b, state_b = _final_params(part, tiny_config())
+  assert step_a == step_b == 20
+  _assert_trees_equal(state_a, state_b)
+
+
+def test_one_and_eight_devices_give_the_same_losses(tfds_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(), str(tmp_path / "d1"))
+  train.train_and_evaluate(tiny_config(**{"mesh.shape": (8,)}), str(tmp_path / "d8"))
+  one, eight = _rows(tmp_path / "d1"), _rows(tmp_path / "d8")
+  keys = [k for k in one[0] if k.startswith("train/") and "per_sec" not in k]
+  assert len(one) == len(eight) and keys
+  for r1, r8 in zip(one, eight):
+    for k in r1:
+      if "per_sec" not in k:
+        assert r8[k] == pytest.approx(r1[k], rel=1e-5, abs=1e-5), (r1["step"], k)
+
+
+def test_nan_loss_stops_with_the_step_and_metric_and_keeps_the_checkpoint(tfds_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(num_steps=10), str(tmp_path))
+  with pytest.raises(train.TrainingDivergedError,
+                     # the NaN learning rate spoils the parameters in step 10, so step 11's loss
+                     match=r"train/\w+ became non-finite .* at step 11\. The last good checkpoint, "
+                           r"step 10, is kept"):
+    train.train_and_evaluate(tiny_config(**{"optimizer.learning_rate": float("nan")}), str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10"]
+
+
+def test_unreadable_checkpoint_is_a_clear_error_and_older_ones_stay(tfds_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(), str(tmp_path))
+  newest = tmp_path / "checkpoints" / "20"
+  damaged = [f for f in newest.rglob("*") if f.is_file() and f.parent.name == "d"]
+  assert damaged
+  for f in damaged:  # the array data files of the newest checkpoint
+    f.write_bytes(b"garbage")
+  with pytest.raises(checkpoint.CheckpointError, match=r"step 20 .* cannot be read.*Nothing was "
+                                                       r"deleted.*resume from step 10"):
+    train.train_and_evaluate(tiny_config(num_steps=30), str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
+
+
+def _launch(args, xla_flags=""):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
+  return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_misspelt_override_is_an_error_that_names_it(tmp_path):
+  p = _launch(["--config=configs/vae_mnist.py:tiny", "--config.batch_sise=64", f"--workdir={tmp_path}"])
+  out, _ = p.communicate(timeout=120)
+  assert p.returncode != 0
+  assert "batch_sise" in out
+  assert "Traceback" not in out
+
+
+def test_indivisible_batch_is_a_clear_error_from_launch(tmp_path):
+  p = _launch(["--config=configs/vae_mnist.py:tiny", "--config.batch_size=100", f"--workdir={tmp_path}"],
+              xla_flags="--xla_force_host_platform_device_count=8")
+  out, _ = p.communicate(timeout=120)
+  assert p.returncode == 1
+  assert "batch_size=100 cannot be split evenly over the 8 devices" in out
+  assert "Traceback" not in out
+
+
+def test_sigterm_saves_and_exits_cleanly_and_the_resumed_run_matches(tfds_dir, tmp_path):
+  args = ["--config=configs/vae_mnist.py:tiny", "--config.model.hidden=(32,)",
+          "--config.model.latent_dim=4", "--config.batch_size=32", "--config.num_steps=3000",
+          "--config.steps_per_dispatch=10", "--config.eval.every_steps=1000",
+          "--config.eval.iwae_k=0", "--config.tensorboard=False"]
+  p = _launch(args + [f"--workdir={tmp_path / 'a'}"])
+  lines = []
+  for line in p.stdout:
+    lines.append(line)
+    if "step 10/" in line or ("step " in line and "/3000" in line):
+      break
+  p.send_signal(signal.SIGTERM)
+  out = "".join(lines) + p.communicate(timeout=120)[0]
+  assert p.returncode == 0, out
+  assert "preempted at step" in out
+  saved = [int(s) for s in os.listdir(tmp_path / "a" / "checkpoints")]
+  assert saved and max(saved) < 3000
+  # Resume to the end, and compare with an uninterrupted run.
+  for workdir in ("a", "b"):
+    q = _launch(args + [f"--workdir={tmp_path / workdir}"])
+    q.communicate(timeout=300)
+    assert q.returncode == 0
+  config = tiny_config(**{"model.hidden": (32,), "model.latent_dim": 4, "batch_size": 32,
+                          "num_steps": 3000})
+  step_a, state_a = _final_params(tmp_path / "a", config)
+  step_b, state_b = _final_params(tmp_path / "b", config)
+  assert step_a == step_b == 3000
+  _assert_trees_equal(state_a, state_b)
