@@ -33,8 +33,10 @@ def _parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
-    cause = e.__cause__ if isinstance(e.__cause__, KeyError) else e
-    msg = cause.args[0] if isinstance(cause, KeyError) and cause.args else e
+    # ml_collections reports an unknown field as an AttributeError wrapping a KeyError whose
+    # message already says 'Did you mean ...'.
+    inner = e.__context__ if isinstance(e.__context__, KeyError) else None
+    msg = f"unknown config field {inner.args[0]}" if inner is not None and inner.args else e
     print(f"error: {msg}\nPass --helpfull to see the flags; an override must name a field that the "
           "config file defines.", file=sys.stderr)
     sys.exit(2)
@@ -51,8 +53,9 @@ def main(argv):
     jax.distributed.initialize()
   logging.info("JAX %s on %d %s device(s), %d process(es)", jax.__version__, jax.device_count(),
                jax.devices()[0].platform, jax.process_count())
+  config = _CONFIG.value
   try:
-    config = _CONFIG.value
+    config.keys()  # a config file that failed to load raises here, not at flag parsing
   except OSError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
