@@ -63,7 +63,6 @@ def main(argv):
     train.train_and_evaluate(config, _WORKDIR.value)
   except (data.DatasetError, checkpoint.CheckpointError, train.TrainingDivergedError,
           ValueError) as e:
-    logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
 

@@ -71,6 +71,10 @@ def info(name: str) -> DatasetInfo:
 def _data_source(name: str, split: str, data_dir: Optional[str], download: bool = True):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
+  if download and not tfds.builder(name, data_dir=data_dir).is_prepared():
+    logging.warning("TFDS dataset %r is not prepared in %s: asking TFDS to download and prepare it "
+                    "(needs internet; offline, set TFDS_DATA_DIR to a folder that has it).",
+                    name, data_dir or "the TFDS default folder")
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir, download=download)
   except Exception as e:  # TFDS raises many kinds here: missing files, no network, no TensorFlow.
