@@ -174,9 +174,29 @@ def to_float(images: jax.Array, max_value: int) -> jax.Array:
   return images.astype(jnp.float32) / max_value
 
 
+def _fmix32(h: jax.Array) -> jax.Array:
+  """MurmurHash3's 32-bit finalizer: a bijection of uint32 with full avalanche."""
+  h = h ^ (h >> 16)
+  h = h * jnp.uint32(0x85EBCA6B)
+  h = h ^ (h >> 13)
+  h = h * jnp.uint32(0xC2B2AE35)
+  return h ^ (h >> 16)
+
+
 def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
-  """x ~ Bernoulli(images): the dynamic binarization of grey-level images in [0, 1]."""
-  return jax.random.bernoulli(key, images).astype(jnp.float32)
+  """x ~ Bernoulli(images): the dynamic binarization of grey-level images in [0, 1].
+
+  One threefry draw seeds a counter-based hash of each pixel's index, whose top 24 bits are compared
+  with ``images * 2**24`` (so P(x = 1) equals the pixel value to 2**-24, and is exactly 0 or 1 at 0
+  and 1). ``jax.random.bernoulli`` gives the same distribution but spends ~1 ms per 128x784 batch
+  in threefry on a 2-core CPU against ~0.2 ms here: a fifth of a VAE step. Being a function of
+  the global pixel index only, the result is the same under any sharding.
+  """
+  seed = jax.random.bits(key, (), jnp.uint32)
+  idx = jax.lax.iota(jnp.uint32, images.size).reshape(images.shape)
+  r24 = _fmix32(_fmix32(idx ^ seed) + seed) >> 8
+  threshold = jnp.round(images.astype(jnp.float32) * (1 << 24)).astype(jnp.uint32)
+  return (r24 < threshold).astype(jnp.float32)
 
 
 def epoch_order(key: jax.Array, epoch: jax.Array, num_examples: int) -> jax.Array:

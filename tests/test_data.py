@@ -63,9 +63,26 @@ def test_epoch_order_is_a_permutation_that_changes_per_epoch():
   assert not np.array_equal(a, b)
 
 
-def test_binarize_is_bernoulli_with_the_pixel_mean():
-  x = jnp.full((200_000,), 0.3)
-  assert float(data.binarize(jax.random.PRNGKey(0), x).mean()) == pytest.approx(0.3, abs=0.005)
+@pytest.mark.parametrize("p", [0.0, 0.003, 0.3, 0.5, 254 / 255, 1.0])
+def test_binarize_is_bernoulli_with_the_pixel_mean(p):
+  n = 400_000
+  x = data.binarize(jax.random.PRNGKey(0), jnp.full((n,), p))
+  mean = float(x.mean())
+  assert mean == pytest.approx(p, abs=5 * (p * (1 - p) / n) ** 0.5 + 1e-9)
+  if 0 < p < 1:  # neighbouring pixels and the same pixel under another key are independent
+    a = np.asarray(x)
+    assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.01
+    b = np.asarray(data.binarize(jax.random.PRNGKey(1), jnp.full((n,), p)))
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.01
+
+
+def test_binarize_is_the_same_under_sharding():
+  mesh = _mesh(8)
+  x = jax.random.uniform(jax.random.PRNGKey(2), (64, 28, 28, 1))
+  key = jax.random.PRNGKey(3)
+  whole = jax.jit(data.binarize)(key, x)
+  sharded = jax.jit(data.binarize)(key, jax.device_put(x, sharding.data_sharded(mesh, "data")))
+  np.testing.assert_array_equal(whole, sharded)
 
 
 def test_missing_dataset_names_tfds_data_dir_and_the_dataset(tmp_path):
