@@ -161,6 +161,9 @@ def test_prdc_radii_and_sharding():
   x, y = _PR_REAL, _PR_FAKE
   np.testing.assert_allclose(np.sqrt(prdc.knn_radii_sq(x, k=3, block_size=32)),
                              np.sort(cdist(x.astype(np.float64), x), axis=1)[:, 3], rtol=1e-4)
+  v = np.array([[3.0, 1.0, 1.0, 2.0], [0.0, 5.0, 4.0, 4.0]], np.float32)  # ties count twice
+  np.testing.assert_array_equal([prdc.kth_smallest(v, k) for k in range(4)],
+                                np.sort(v, axis=1).T)
   plain = prdc.prdc(x, y, block_size=32)
   two_axis = _mesh((-1, 2), ("data", "model"))  # rows split 4 ways, replicated over "model"
   assert prdc.prdc(x, y, block_size=32, mesh=two_axis, data_axis="data") == plain

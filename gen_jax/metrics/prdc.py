@@ -28,12 +28,24 @@ from jax.sharding import Mesh
 from gen_jax.metrics import rows
 
 
+def kth_smallest(v: jax.Array, k: int) -> jax.Array:
+  """The k-th smallest (0-based) entry of each row, ties counted with multiplicity.
+
+  k rounds of "remove one row minimum", then a minimum: for small k this is ~20x faster than
+  ``lax.top_k`` on XLA:CPU (k=3 radii of 10k x 128 features in 1024-row blocks, 2 cores:
+  1.3 s against 25 s).
+  """
+  rows_ = jnp.arange(v.shape[0])
+  drop_min = lambda _, u: u.at[rows_, jnp.argmin(u, axis=1)].set(jnp.inf)
+  return jax.lax.fori_loop(0, k, drop_min, v).min(axis=1)
+
+
 @functools.lru_cache(maxsize=None)
 def _kth_neighbour_fn(k: int):
   def fn(qs, refs):
     (q,), (ref, ref_sq) = qs, refs
-    d2 = rows.squared_distances(q, ref, ref_sq)
-    return -jax.lax.top_k(-d2, k + 1)[0][:, k]  # (k+1)-th smallest: the point itself is 0-th
+    # (k+1)-th smallest, 0-based index k: the point itself is its own 0-th neighbour.
+    return kth_smallest(rows.squared_distances(q, ref, ref_sq), k)
   return fn
 
 
