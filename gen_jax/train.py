@@ -308,7 +308,8 @@ def _final_metrics(state: TrainState, run: _Run, config: ml_collections.ConfigDi
                    writer: writers.MetricWriter, workdir: pathlib.Path, step: int,
                    last_eval: dict[str, float]) -> dict[str, Any]:
   """The family's likelihood bound on the whole test split (IWAE for the VAE), with its standard
-  error; written to metrics.jsonl and final_metrics.json. Skipped if already done for ``step``."""
+  error, and the family's own ``final_metrics`` (AIS for the RBM); written to metrics.jsonl and
+  final_metrics.json. Skipped if already done for ``step``."""
   path = workdir / "final_metrics.json"
   if path.exists():
     done = json.loads(path.read_text())
@@ -343,6 +344,10 @@ def _final_metrics(state: TrainState, run: _Run, config: ml_collections.ConfigDi
                  final["eval/bpd_iwae"])
     writer.write_scalars(step, {key_: v for key_, v in final.items()
                                 if key_.startswith("eval/") and key_ not in last_eval})
+  if run.family.final_metrics is not None:
+    extra = {k_: float(v) for k_, v in run.family.final_metrics(state, last_eval).items()}
+    final |= extra
+    writer.write_scalars(step, extra)
   if jax.process_index() == 0:
     path.write_text(json.dumps(final, indent=1))
   return final

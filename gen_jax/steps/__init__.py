@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 from typing import Callable, Optional
 
-FAMILIES = ("vae", "ae")
+FAMILIES = ("vae", "ae", "rbm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +27,9 @@ class Family:
   sample(state, key, num) -> images in [0, 1]; None for families that cannot sample.
   reconstruct(state, batch) -> images in [0, 1]; None for families without an encoder.
   log_likelihood(state, batch, key) -> per-example lower bound on log p(x) in nats; None if none.
+  final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
+    run from the final state and the last test metrics (the RBM's AIS log Z and test NLL); None
+    if none. Runs on the host (it jits what it needs); its keys should be namespaced ('eval/...').
   """
   init: Callable
   train_step: Callable
@@ -34,6 +37,7 @@ class Family:
   sample: Optional[Callable] = None
   reconstruct: Optional[Callable] = None
   log_likelihood: Optional[Callable] = None
+  final_metrics: Optional[Callable] = None
 
 
 def get(name: str):
