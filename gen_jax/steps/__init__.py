@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 from typing import Callable, Optional
 
-FAMILIES = ("vae", "ae", "rbm")
+FAMILIES = ("vae", "ae", "rbm", "dbn")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,37 @@
+"""Two-layer deep belief network (784-500-2000) on statically binarized MNIST, trained greedily.
+
+    python launch.py --config=configs/dbn_mnist.py --workdir=runs/dbn_mnist
+    python launch.py --config=configs/dbn_mnist.py:tiny --workdir=/tmp/dbn_tiny
+
+The first half of the steps trains RBM 1 (784-500) by PCD on the pixels, the second half RBM 2
+(500-2000) by PCD on h1 ~ q(h1 | v) of the frozen RBM 1 (each with its own optimizer, momentum,
+weight decay and linear learning-rate decay). At the end: the variational bound on the test NLL,
+E_q[-log p(v | h1) + F_2(h1)] - H(q) + log Z_2 with log Z_2 by AIS on the top RBM
+(eval/nll_bound, with its band), and RBM 1's own AIS test NLL (eval/nll_ais_rbm1) for comparison.
+"""
+
+import ml_collections
+
+from configs import rbm_mnist
+
+NUM_TRAIN = 50_000
+
+
+def get_config(arg=None):
+  c = rbm_mnist.get_config(arg)
+  steps_per_layer = c.get_ref("num_epochs") * (NUM_TRAIN // c.get_ref("batch_size")) // 2
+  c.model = ml_collections.ConfigDict(dict(
+      family="dbn",
+      num_hidden=500,        # RBM 1: 784 -> 500
+      num_hidden2=2000,      # RBM 2: 500 -> 2000 (the top, undirected layer)
+      method="pcd",
+      k=1,
+      num_chains=100,
+      init_scale=0.01,
+      sample_steps=c.model.sample_steps,
+      bound_samples=10,      # draws of h1 ~ q(h1 | v) per test image for the bound
+      layer1_steps=steps_per_layer,
+  ))
+  c.optimizer.decay_steps = steps_per_layer   # each layer decays over its own half of the run
+  c.ais.first_layer = True   # also report RBM 1's own AIS test NLL
+  return c
