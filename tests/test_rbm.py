@@ -334,7 +334,7 @@ def _tiny_rbm_config(name="rbm_mnist", **overrides):
   return c
 
 
-@pytest.mark.parametrize("name", ["rbm_mnist", "rbm_fashion_mnist"])
+@pytest.mark.parametrize("name", ["rbm_mnist", "rbm_fashion_mnist", "rbm_gaussian_mnist"])
 def test_configs_build_their_family(name):
   import importlib
   for arg in (None, "tiny"):
