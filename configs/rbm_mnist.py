@@ -11,6 +11,11 @@ to 0 over the run. At the end the test NLL = mean test free energy + log Z, with
 annealed importance sampling (100 runs, the piecewise-linear schedule of Salakhutdinov & Murray
 2008 with 30,000 temperatures) and reported with its log(Z_hat -/+ 3 sigma_hat) band
 (eval/nll_ais, eval/nll_ais_lo/_hi).
+
+Measured (the first command, 2-core AMD EPYC CPU, JAX 0.10.2): 100 epochs in 7.4 min (113 steps/s),
+AIS in 53 s; test NLL 88.31 nats, band [87.80, 88.65] (log Z 495.85 [495.34, 496.18]). Rerun with
+--config.ais.num_betas=100000 (190 s; delete final_metrics.json in the workdir first): 88.45
+[88.08, 88.72] with --config.ais.seed=1, 88.87 [87.69, 89.40] with seed 0.
 """
 
 import ml_collections

@@ -106,7 +106,7 @@ def cd_update(key: jax.Array, params: dict, v: jax.Array, start: jax.Array, *, r
 
 
 def running_mean(mean: jax.Array, x: jax.Array, count: jax.Array) -> jax.Array:
-  """The mean of ``count`` batches updated with the batch ``x``: exact, in float32."""
+  """The mean of ``count`` batch means updated with the batch ``x`` (an incremental average)."""
   return mean + (x.mean(0) - mean) / (count + 1).astype(jnp.float32)
 
 
