@@ -41,12 +41,14 @@ def _sum_metrics(a: dict, b: dict) -> dict:
   return {k: a[k] + b[k] for k in a}
 
 
-def train_steps(state: TrainState, images: jax.Array, num_steps: jax.Array, *,
-                train_step: Callable, batch_size: int, steps_per_epoch: int, num_examples: int,
-                max_value: int, binarize: bool, data_key: jax.Array, mesh: Mesh,
-                data_axis: str):
+def train_steps(state: TrainState, images: jax.Array, num_steps: jax.Array,
+                labels: Optional[jax.Array] = None, *, train_step: Callable, batch_size: int,
+                steps_per_epoch: int, num_examples: int, max_value: int, binarize: bool,
+                data_key: jax.Array, mesh: Mesh, data_axis: str):
   """Runs ``num_steps`` (a traced count, so one compilation serves every chunk length) train steps
   that stay within one epoch, drawing each batch on the devices.
+
+  Batches are ``{"image": float [0, 1]}``, plus ``"label"`` (int32) when ``labels`` is given.
 
   Returns (state, mean metrics over the steps, first non-finite step or -1, index of the first
   non-finite metric in sorted-name order).
@@ -61,7 +63,9 @@ def train_steps(state: TrainState, images: jax.Array, num_steps: jax.Array, *,
     x = data.to_float(data.gather(images, idx, mesh=mesh, data_axis=data_axis), max_value)
     if binarize:
       x = data.binarize(jax.random.fold_in(binarize_key, step), x)
-    return {"image": x}
+    if labels is None:
+      return {"image": x}
+    return {"image": x, "label": data.gather(labels, idx, mesh=mesh, data_axis=data_axis)}
 
   metric_shapes = jax.eval_shape(train_step, state, get_batch(state.step))[1]
   names = sorted(metric_shapes)
@@ -83,18 +87,23 @@ def train_steps(state: TrainState, images: jax.Array, num_steps: jax.Array, *,
   return state, means, bad_step, bad_metric
 
 
-def _eval_batch(images: jax.Array, start, *, batch_size: int, num_examples: int, mesh: Mesh,
-                data_axis: str):
+def _eval_batch(images: jax.Array, start, labels: Optional[jax.Array] = None, *, batch_size: int,
+                num_examples: int, mesh: Mesh, data_axis: str):
   idx = start + jnp.arange(batch_size)
   mask = idx < num_examples
-  rows = data.gather(images, jnp.minimum(idx, images.shape[0] - 1), mesh=mesh, data_axis=data_axis)
-  return {"image": rows}, mask
+  idx = jnp.minimum(idx, images.shape[0] - 1)
+  batch = {"image": data.gather(images, idx, mesh=mesh, data_axis=data_axis)}
+  if labels is not None:
+    batch["label"] = data.gather(labels, idx, mesh=mesh, data_axis=data_axis)
+  return batch, mask
 
 
-def evaluate(state: TrainState, images: jax.Array, key: jax.Array, *, eval_step: Callable,
-             batch_size: int, num_examples: int, mesh: Mesh, data_axis: str) -> dict:
-  """Mean over the split of each per-example metric of ``eval_step`` (float images in [0, 1])."""
-  batch_of = functools.partial(_eval_batch, images, batch_size=batch_size,
+def evaluate(state: TrainState, images: jax.Array, key: jax.Array,
+             labels: Optional[jax.Array] = None, *, eval_step: Callable, batch_size: int,
+             num_examples: int, mesh: Mesh, data_axis: str) -> dict:
+  """Mean over the split of each per-example metric of ``eval_step`` (float images in [0, 1];
+  int32 ``"label"`` too when ``labels`` is given)."""
+  batch_of = functools.partial(_eval_batch, images, labels=labels, batch_size=batch_size,
                                num_examples=num_examples, mesh=mesh, data_axis=data_axis)
   shapes = jax.eval_shape(eval_step, state, batch_of(0)[0], key)
 
@@ -156,6 +165,7 @@ class _Run:
   num_test: int
   family: steps.Family
   keys: dict
+  test_labels: Optional[jax.Array] = None   # int32, sharded like test_images; None if unlabelled
 
 
 def _setup(config: ml_collections.ConfigDict) -> _Run:
@@ -182,7 +192,8 @@ def _setup(config: ml_collections.ConfigDict) -> _Run:
     return data.binarize(eval_binarize_key, x) if config.dataset.binarize == "dynamic" else x
 
   family = steps.get(config.model.family).from_config(config, train.image_shape)
-  return _Run(mesh, axis, train, prepare_test(test.images), test.num_examples, family, keys)
+  return _Run(mesh, axis, train, prepare_test(test.images), test.num_examples, family, keys,
+              test.labels)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -238,7 +249,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       # function of the step alone and a resumed run replays it exactly.
       end = min(step + config.steps_per_dispatch, total_steps,
                 *((step // every + 1) * every for every in (steps_per_epoch, eval_every, ckpt_every)))
-      state, metrics, bad_step, bad_metric = chunk_fn(state, run.train.images, jnp.int32(end - step))
+      state, metrics, bad_step, bad_metric = chunk_fn(
+          state, run.train.images, jnp.int32(end - step), run.train.labels)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       if int(bad_step) >= 0:
         name = sorted(metrics)[int(bad_metric)]
@@ -290,7 +302,8 @@ def _evaluate_and_write(state: TrainState, run: _Run, fns: dict[str, Callable],
                         step: int) -> dict[str, float]:
   """Test-split metrics, a grid of samples and one of reconstructions, written at ``step``."""
   metrics = {f"eval/{k}": float(v) for k, v in
-             jax.device_get(fns["eval"](state, run.test_images, run.keys["eval"])).items()}
+             jax.device_get(fns["eval"](state, run.test_images, run.keys["eval"],
+                                        run.test_labels)).items()}
   writer.write_scalars(step, metrics)
   logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
   num = config.eval.num_images
