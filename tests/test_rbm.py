@@ -105,7 +105,6 @@ def test_exact_log_likelihood_gradient_is_data_minus_model_statistics():
   from_stats = jax.tree.map(lambda m, d: m - d, model, TINY.sufficient_stats(params, data))
   for name in params:
     np.testing.assert_allclose(from_stats[name], exact[name], rtol=1e-4, atol=1e-5)
-  # and nll_grads with exact model samples weighted in is the same thing (it is linear in them).
   assert float(jnp.abs(exact["W"]).max()) > 0.05   # a gradient worth checking
 
 

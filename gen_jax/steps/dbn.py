@@ -58,10 +58,25 @@ def init_state(key: jax.Array, *, rbm1: RBM, rbm2: RBM, tx: optax.GradientTransf
       tx={"rbm1": tx, "rbm2": tx}, key=run_key, extra=extra)
 
 
+def unroll(state: TrainState, key: jax.Array, *, rbm1: RBM) -> TrainState:
+  """RBM 2 := RBM 1 turned upside down (W^T, biases swapped), its chains := h1 ~ p(h1 | RBM 1's
+  chains). The DBN then defines exactly RBM 1's p(v), so the bound starts at RBM 1's likelihood
+  (Hinton et al. 2006: training the top layer from here improves the bound). Needs
+  num_hidden2 == num_visible."""
+  p1 = state.params["rbm1"]
+  params = dict(state.params, rbm2={"W": p1["W"].T, "vbias": p1["hbias"], "hbias": p1["vbias"]})
+  extra = dict(state.extra)
+  if "chains1" in extra:
+    extra["chains2"] = rbm1.sample_hidden(key, p1, extra["chains1"])
+  return state.replace(params=params, extra=extra)
+
+
 def train_step(state: TrainState, batch: dict, *, rbm1: RBM, rbm2: RBM, layer1_steps: int,
-               method: str = "pcd", k: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
+               method: str = "pcd", k: int = 1,
+               init_top_from_bottom: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
   """One CD/PCD update of RBM 1 (step < ``layer1_steps``) or of RBM 2 on h1 ~ q(h1 | v).
 
+  With ``init_top_from_bottom`` RBM 2 starts, at step ``layer1_steps``, as :func:`unroll` of RBM 1.
   Metrics are those of :func:`gen_jax.steps.rbm.cd_update` for the layer being trained, plus
   ``layer`` (1 or 2).
   """
@@ -85,6 +100,10 @@ def train_step(state: TrainState, batch: dict, *, rbm1: RBM, rbm2: RBM, layer1_s
     return train_layer(state, "rbm1", rbm1, v, "chains1", "data_mean", v, state.step)
 
   def layer2(state):
+    if init_top_from_bottom:
+      state = jax.lax.cond(state.step == layer1_steps,
+                           lambda s: unroll(s, jax.random.fold_in(up_key, 1), rbm1=rbm1),
+                           lambda s: s, state)
     p1 = rbm1.hidden_probs(state.params["rbm1"], v)
     h1 = jax.random.bernoulli(up_key, p1).astype(v.dtype)
     return train_layer(state, "rbm2", rbm2, h1, "chains2", "h1_mean", p1, state.step - layer1_steps)
@@ -165,6 +184,9 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   m, a = config.model, config.ais
   rbm1 = RBM(math.prod(image_shape), m.num_hidden)
   rbm2 = RBM(m.num_hidden, m.num_hidden2)
+  if m.init_top_from_bottom and m.num_hidden2 != rbm1.num_visible:
+    raise ValueError(f"model.init_top_from_bottom needs model.num_hidden2 = {rbm1.num_visible} (the "
+                     f"number of pixels), not {m.num_hidden2}.")
   if m.method not in rbm_steps.METHODS:
     raise ValueError(f"unknown RBM training method {m.method!r} (config.model.method); "
                      f"choose one of {', '.join(rbm_steps.METHODS)}.")
@@ -173,7 +195,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       init=p(init_state, rbm1=rbm1, rbm2=rbm2, tx=rbm_steps.optimizer_from_config(config.optimizer),
              num_chains=m.num_chains if m.method == "pcd" else 0, init_scale=m.init_scale),
       train_step=p(train_step, rbm1=rbm1, rbm2=rbm2, layer1_steps=m.layer1_steps,
-                   method=m.method, k=m.k),
+                   method=m.method, k=m.k, init_top_from_bottom=m.init_top_from_bottom),
       eval_step=p(eval_step, rbm1=rbm1, rbm2=rbm2, num_samples=m.bound_samples),
       sample=p(sample, rbm1=rbm1, rbm2=rbm2, image_shape=tuple(image_shape),
                num_steps=m.sample_steps),
