@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 from typing import Callable, Optional
 
-FAMILIES = ("vae", "ae", "rbm", "dbn")
+FAMILIES = ("vae", "ae", "rbm", "dbn", "classifier", "gan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +26,8 @@ class Family:
   eval_step(state, batch, key) -> metrics: one value per example (the loop averages them).
   sample(state, key, num) -> images in [0, 1]; None for families that cannot sample.
   reconstruct(state, batch) -> images in [0, 1]; None for families without an encoder.
-  log_likelihood(state, batch, key) -> per-example lower bound on log p(x) in nats; None if none.
+  log_likelihood(state, batch, key, *, k) -> per-example lower bound on log p(x) in nats with k
+    importance samples (exact as k -> infinity); None if none.
   final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
     run from the final state and the last test metrics (the RBM's AIS log Z and test NLL); None
     if none. Runs on the host (it jits what it needs); its keys should be namespaced ('eval/...').

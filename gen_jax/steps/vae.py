@@ -17,6 +17,7 @@ Usage in a research script::
 from __future__ import annotations
 
 import functools
+import math
 from typing import Sequence
 
 import jax
@@ -97,11 +98,10 @@ def log_likelihood(state: TrainState, batch: dict, key: jax.Array, *, model: VAE
                    k_chunk: int = 10) -> jax.Array:
   """Per-example IWAE bound log p(x) >= log (1/k) sum_i w_i, in nats.
 
-  The k samples are drawn ``k_chunk`` at a time (``lax.map``), so memory grows with ``k_chunk``,
-  not with ``k``.
+  The k samples are drawn gcd(k, ``k_chunk``) at a time (``lax.map``), so memory grows with
+  ``k_chunk``, not with ``k``.
   """
-  if k % k_chunk:
-    raise ValueError(f"IWAE: k={k} is not a multiple of k_chunk={k_chunk}.")
+  k_chunk = math.gcd(k, k_chunk)   # k=1 with k_chunk=10 draws one at a time
   keys = jax.random.split(key, k // k_chunk)
   log_w = jax.lax.map(lambda kk: log_importance_weights(
       state.params[NET], batch["image"], kk, model=model, k=k_chunk), keys)   # (k/kc, B, kc)
@@ -125,6 +125,5 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       eval_step=p(eval_step, model=model),
       sample=p(sample, model=model),
       reconstruct=p(reconstruct, model=model),
-      log_likelihood=p(log_likelihood, model=model, k=config.eval.iwae_k,
-                       k_chunk=config.eval.get("iwae_k_chunk", 10)),
+      log_likelihood=p(log_likelihood, model=model, k_chunk=config.eval.get("iwae_k_chunk", 10)),
   )
