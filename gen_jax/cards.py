@@ -1,0 +1,160 @@
+"""Metric cards: every reported number together with the protocol that produced it.
+
+A card is one JSON object (one line of a ``*.jsonl`` file)::
+
+    {"metric": "fid", "value": 1.23, "std": null, "unit": "", "model": "vae_mnist", ...protocol}
+
+with the protocol fields of :data:`PROTOCOL_FIELDS`: what was compared (n_gen, n_real, the real split),
+with which feature network (name and SHA-256), the seeds, a hash of the whole config, the git commit,
+package versions and the devices. README.md's results table is generated from committed cards by
+
+    python -m gen_jax.cards README.md results/*.jsonl
+
+which rewrites the block between ``<!-- cards:begin -->`` and ``<!-- cards:end -->``; a number in that
+table that no card holds cannot exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import pathlib
+import subprocess
+import sys
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+PROTOCOL_FIELDS = ("model", "family", "dataset", "step", "n_gen", "n_real", "real_split",
+                   "feature_network", "feature_network_sha256", "seeds", "config_hash",
+                   "git_commit", "packages", "device_kind", "device_count", "command")
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets")
+BEGIN, END = "<!-- cards:begin -->", "<!-- cards:end -->"
+
+
+def config_hash(config) -> str:
+  """The first 16 hex digits of the SHA-256 of the config as sorted JSON (an ml_collections
+  ConfigDict or a plain mapping)."""
+  text = config.to_json(sort_keys=True) if hasattr(config, "to_json") else json.dumps(
+      config, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def git_commit(repo: Optional[str | pathlib.Path] = None) -> str:
+  """The checkout's commit, with ``-dirty`` if tracked files differ from it; 'unknown' outside git."""
+  cwd = str(repo or pathlib.Path(__file__).resolve().parents[1])
+  try:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                           capture_output=True, text=True, check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+  return commit + ("-dirty" if dirty else "")
+
+
+def environment() -> dict[str, Any]:
+  """git commit, package versions, device kind and count of this process."""
+  import jax  # pylint: disable=g-import-not-at-top
+  versions = {}
+  for name in PACKAGES:
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      versions[name] = None
+  return {"git_commit": git_commit(), "packages": versions,
+          "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count()}
+
+
+def make(metric: str, value: float, *, std: Optional[float] = None, unit: str = "",
+         **protocol) -> dict[str, Any]:
+  """One card. ``std`` is the spread the metric reports (a standard error or a std over subsets,
+  named in ``unit`` or the metric's doc); unknown protocol fields are an error so that a misspelt
+  field cannot silently leave a hole in the protocol."""
+  unknown = set(protocol) - set(PROTOCOL_FIELDS) - {"notes", "std_kind", "k"}
+  if unknown:
+    raise ValueError(f"unknown metric-card fields {sorted(unknown)}; known: {PROTOCOL_FIELDS}")
+  return {"metric": metric, "value": float(value), "std": None if std is None else float(std),
+          "unit": unit, **{f: protocol.get(f) for f in PROTOCOL_FIELDS},
+          **{k: v for k, v in protocol.items() if k not in PROTOCOL_FIELDS}}
+
+
+def write(path: str | pathlib.Path, cards: Iterable[Mapping[str, Any]]) -> pathlib.Path:
+  """Writes ``cards`` as JSON lines (replacing the file)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text("".join(json.dumps(dict(c), sort_keys=True) + "\n" for c in cards))
+  return path
+
+
+def read(paths: Sequence[str | pathlib.Path]) -> list[dict[str, Any]]:
+  cards = []
+  for p in paths:
+    for n, line in enumerate(pathlib.Path(p).read_text().splitlines(), 1):
+      if line.strip():
+        try:
+          cards.append(json.loads(line))
+        except json.JSONDecodeError as e:
+          raise ValueError(f"{p}:{n} is not a JSON metric card ({e}).") from e
+  return cards
+
+
+def _fmt(card: Mapping[str, Any]) -> str:
+  v, s = card["value"], card.get("std")
+  digits = 4 if abs(v) < 1 else 2
+  text = f"{v:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
+  return text + (f" {card['unit']}" if card.get("unit") else "")
+
+
+def table(cards: Sequence[Mapping[str, Any]]) -> str:
+  """A Markdown table, one row per card, sorted by model then metric, with the protocol columns
+  a reader needs to compare two rows (the full protocol stays in the card files)."""
+  head = ("| model | metric | value | n_gen / n_real (split) | feature network | step | seeds "
+          "| commit | devices |\n|---|---|---|---|---|---|---|---|---|\n")
+  rows = []
+  for c in sorted(cards, key=lambda c: (str(c.get("model")), str(c["metric"]), str(c.get("k")))):
+    net = c.get("feature_network") or "—"
+    if c.get("feature_network_sha256"):
+      net += f" `{c['feature_network_sha256'][:12]}`"
+    n = (f"{c.get('n_gen') or '—'} / {c.get('n_real') or '—'}"
+         + (f" ({c['real_split']})" if c.get("real_split") else ""))
+    seeds = ", ".join(f"{k}={v}" for k, v in (c.get("seeds") or {}).items()) or "—"
+    commit = str(c.get("git_commit") or "—")[:8]
+    dev = f"{c.get('device_count')}× {c.get('device_kind')}" if c.get("device_kind") else "—"
+    metric = c["metric"] + (f" (k={c['k']})" if c.get("k") else "")
+    rows.append(f"| {c.get('model')} | {metric} | {_fmt(c)} | {n} | {net} | {c.get('step')} "
+                f"| {seeds} | {commit} | {dev} |")
+  return head + "\n".join(rows) + "\n"
+
+
+def update_readme(readme: str | pathlib.Path, card_files: Sequence[str | pathlib.Path]) -> int:
+  """Replaces the block between the card markers of ``readme`` with :func:`table`; returns the
+  number of cards."""
+  readme = pathlib.Path(readme)
+  text = readme.read_text()
+  if BEGIN not in text or END not in text:
+    raise ValueError(f"{readme} has no '{BEGIN}' ... '{END}' block to fill; add the two markers "
+                     "where the table should go.")
+  cards = read(card_files)
+  before, rest = text.split(BEGIN, 1)
+  _, after = rest.split(END, 1)
+  note = ("<!-- generated by `python -m gen_jax.cards README.md "
+          + " ".join(str(p) for p in card_files) + "`; do not edit by hand -->\n")
+  readme.write_text(before + BEGIN + "\n" + note + table(cards) + END + after)
+  return len(cards)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("readme")
+  parser.add_argument("cards", nargs="+", help="*.jsonl card files")
+  args = parser.parse_args(argv)
+  try:
+    n = update_readme(args.readme, sorted(args.cards))
+  except (OSError, ValueError) as e:
+    sys.exit(f"error: {e}")
+  print(f"{args.readme}: table of {n} cards from {len(args.cards)} file(s)")
+
+
+if __name__ == "__main__":
+  main()

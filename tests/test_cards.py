@@ -1,0 +1,61 @@
+"""Metric cards: protocol fields, the generated README table, config hashes."""
+
+import json
+
+import ml_collections
+import pytest
+
+from gen_jax import cards
+
+
+def _card(metric="fid", value=1.5, **kw):
+  protocol = dict(model="vae_mnist", family="vae", dataset="mnist", step=4680, n_gen=10000,
+                  n_real=10000, real_split="test", feature_network="mnist-cnn-v1",
+                  feature_network_sha256="ab" * 32, seeds={"sample": 0}, config_hash="0" * 16,
+                  git_commit="c" * 40, packages={"jax": "0.10.2"}, device_kind="cpu",
+                  device_count=1, command="python launch.py ...")
+  protocol.update(kw)
+  return cards.make(metric, value, **protocol)
+
+
+def test_a_card_holds_every_protocol_field_and_rejects_unknown_ones():
+  c = _card(std=0.25)
+  assert set(cards.PROTOCOL_FIELDS) <= set(c) and c["std"] == 0.25
+  with pytest.raises(ValueError, match="n_gens"):
+    cards.make("fid", 1.0, n_gens=5)
+
+
+def test_cards_round_trip_through_jsonl(tmp_path):
+  written = [_card(), _card("kid", 0.001, std=0.0002)]
+  path = cards.write(tmp_path / "c.jsonl", written)
+  assert cards.read([path]) == [json.loads(json.dumps(c)) for c in written]
+  (tmp_path / "bad.jsonl").write_text("{not json\n")
+  with pytest.raises(ValueError, match="bad.jsonl:1"):
+    cards.read([tmp_path / "bad.jsonl"])
+
+
+def test_readme_table_is_generated_between_the_markers_and_nowhere_else(tmp_path):
+  path = cards.write(tmp_path / "c.jsonl", [_card(value=12.3456), _card("nll_iwae", 97.36, std=0.25,
+                                                                         unit="nats", k=1000)])
+  readme = tmp_path / "README.md"
+  readme.write_text(f"# title\n\nkept\n\n{cards.BEGIN}\nold table\n{cards.END}\n\nalso kept\n")
+  assert cards.update_readme(readme, [path]) == 2
+  text = readme.read_text()
+  assert "old table" not in text and "kept" in text and text.endswith("also kept\n")
+  rows = [line for line in text.splitlines() if line.startswith("| vae_mnist")]
+  assert rows[0].startswith("| vae_mnist | fid | 12.35 | 10000 / 10000 (test) | mnist-cnn-v1 `abababababab`")
+  assert "| nll_iwae (k=1000) | 97.36 ± 0.25 nats |" in rows[1]
+  # Regenerating gives the same file: the table is a function of the cards.
+  cards.update_readme(readme, [path])
+  assert readme.read_text() == text
+  readme.write_text("no markers\n")
+  with pytest.raises(ValueError, match="cards:begin"):
+    cards.update_readme(readme, [path])
+
+
+def test_config_hash_changes_with_any_field_and_not_with_order():
+  a = ml_collections.ConfigDict({"x": 1, "y": {"z": 2}})
+  b = ml_collections.ConfigDict({"y": {"z": 2}, "x": 1})
+  c = ml_collections.ConfigDict({"x": 1, "y": {"z": 3}})
+  assert cards.config_hash(a) == cards.config_hash(b) != cards.config_hash(c)
+  assert len(cards.config_hash(a)) == 16
