@@ -2,12 +2,14 @@
 
     python launch.py --config=configs/vae_mnist.py --workdir=runs/vae_mnist
     python launch.py --config=configs/vae_mnist.py:tiny --config.batch_size=64 --workdir=/tmp/t
+    python launch.py --config=configs/vae_mnist.py --workdir=runs/vae_mnist --mode=eval
 
 The config is locked: an override of a field the config does not have is an error. Rerunning with
 the same --workdir resumes from its newest checkpoint.
 """
 
 import logging
+import pathlib
 import sys
 
 from absl import app, flags
@@ -15,6 +17,11 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go.")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "eval", "floor"],
+    "train: train (or resume) and evaluate; eval: evaluate the newest checkpoint of --workdir "
+    "(samples, sample-quality metrics, likelihood k sweep, metric cards); floor: metric cards of "
+    "real train vs real test images of the config's dataset.")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -60,7 +67,20 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   try:
-    train.train_and_evaluate(config, _WORKDIR.value)
+    if _MODE.value == "train":
+      train.train_and_evaluate(config, _WORKDIR.value)
+    else:
+      from gen_jax import cards, evaluate  # the metrics' feature networks load only here
+      command = " ".join(["python", *sys.argv])
+      if _MODE.value == "eval":
+        written = evaluate.evaluate_workdir(config, _WORKDIR.value, command=command)
+      else:
+        written = evaluate.real_floor(config, num=config.eval.num_samples, command=command)
+      path = cards.write(pathlib.Path(_WORKDIR.value) / "cards.jsonl", written)
+      for c in written:
+        print(f"{c['metric']}{' (k=%d)' % c['k'] if c.get('k') else ''}: {c['value']:.4f}"
+              + (f" ± {c['std']:.4f}" if c["std"] is not None else "") + f" {c['unit']}".rstrip())
+      print(f"{len(written)} metric cards in {path}")
   except (data.DatasetError, checkpoint.CheckpointError, train.TrainingDivergedError,
           ValueError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -1,9 +1,13 @@
-"""Time of the feature-based sample-quality metrics for n real vs n generated feature vectors.
+"""Time of the whole sample-quality evaluation: 10k generated vs 10k test images on the domain network.
 
-    python benchmarks/metrics_speed.py                 # 10k vs 10k, 128-d features, 3 rounds
+    python benchmarks/metrics_speed.py                       # MNIST, 10k vs 10k, 3 rounds
+    python benchmarks/metrics_speed.py --dataset=fashion_mnist
 
-Prints each metric's first call (compilation + run) and the median of the later calls. The features
-are random here: the time of these metrics depends only on n and d, not on the values.
+What is timed is what ``launch.py --mode=eval`` does after sampling: both image sets through the
+dataset's domain classifier (features and class probabilities), then FID, KID (100 subsets of 1000),
+precision/recall and density/coverage (k=3), the classifier Inception Score (10 splits) and mode
+coverage. 10k training images stand in for the generated ones (the time depends on the sizes, not on
+the pixels). Prints the first call (with compilation) and the median of the later rounds.
 """
 
 from __future__ import annotations
@@ -19,40 +23,46 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
   parser.add_argument("--n", type=int, default=10_000)
-  parser.add_argument("--dim", type=int, default=128)
   parser.add_argument("--rounds", type=int, default=3)
   args = parser.parse_args()
   import jax
-  import numpy as np
-  from gen_jax.metrics import classifier, fid, kid, prdc
+  from gen_jax import evaluate
+  from gen_jax.metrics import networks
 
-  rng = np.random.default_rng(0)
-  real = rng.normal(size=(args.n, args.dim)).astype(np.float32)
-  fake = (rng.normal(size=(args.n, args.dim)) * 1.1 + 0.1).astype(np.float32)
-  probs = rng.dirichlet(np.full(10, 0.1), size=args.n).astype(np.float32)
-  runs = {
-      "fid": lambda: fid.fid(real, fake),
-      "kid (100 subsets of 1000)": lambda: kid.kid(real, fake, subset_size=1000, num_subsets=100),
-      "precision/recall/density/coverage (k=3)": lambda: prdc.prdc(real, fake, k=3),
-      "inception score + mode coverage": lambda: (classifier.inception_score(probs),
-                                                  classifier.mode_coverage(probs)),
-  }
-  print(f"{args.n} vs {args.n} features of dim {args.dim} on {jax.devices()[0].device_kind} "
-        f"x{jax.device_count()}")
-  total = 0.0
-  for name, fn in runs.items():
+  net = networks.load(networks.DEFAULT_FOR_DATASET[args.dataset])
+  real, _ = evaluate.real_images(args.dataset, "test", args.n, seed=0)
+  fake, _ = evaluate.real_images(args.dataset, "train", args.n, seed=0)
+  stages = {}
+
+  def once():
     t = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t
-    times = []
-    for _ in range(args.rounds):
-      t = time.perf_counter()
-      jax.block_until_ready(fn())
-      times.append(time.perf_counter() - t)
-    total += statistics.median(times)
-    print(f"{name:42s} first call {first:6.2f} s   then median {statistics.median(times):6.2f} s")
-  print(f"{'all, after compilation':42s} {total:6.2f} s")
+    real_f, _ = evaluate.network_outputs(net, real)
+    fake_f, fake_p = evaluate.network_outputs(net, fake)
+    t_net = time.perf_counter() - t
+    t = time.perf_counter()
+    out = evaluate.sample_quality_metrics(real_f, fake_f, fake_p)
+    stages.setdefault("network", []).append(t_net)
+    stages.setdefault("metrics", []).append(time.perf_counter() - t)
+    return out
+
+  print(f"{args.n} vs {args.n} {args.dataset} images, network {net.name}, on "
+        f"{jax.devices()[0].device_kind} x{jax.device_count()}")
+  t = time.perf_counter()
+  out = once()
+  first = time.perf_counter() - t
+  rounds = []
+  for _ in range(args.rounds):
+    t = time.perf_counter()
+    once()
+    rounds.append(time.perf_counter() - t)
+  med = lambda xs: statistics.median(xs[1:])
+  print(f"first call (with compilation) {first:6.2f} s")
+  print(f"  features + probabilities of both sets  median {med(stages['network']):6.2f} s")
+  print(f"  FID, KID, P/R, D/C, IS, mode coverage   median {med(stages['metrics']):6.2f} s")
+  print(f"all, after compilation                  median {statistics.median(rounds):6.2f} s")
+  print("values: " + ", ".join(f"{k} {v[0]:.4g}" for k, v in out.items()))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,15 @@ def base() -> ml_collections.ConfigDict:
       iwae_k_chunk=10,       # samples drawn at a time (memory grows with it)
       iwae_batch_size=1000,  # test images per dispatch of the bound
       iwae_seed=0,
+      # --mode=eval (gen_jax/evaluate.py): samples, sample-quality metrics, likelihood k sweep.
+      num_samples=10000,     # generated images, exported to <workdir>/samples/ and scored
+      sample_seed=0,
+      real_split="test",     # real images the samples are compared with
+      num_real=10000,        # 0: the whole split; else a random subset of this size
+      real_seed=0,
+      metric_seed=0,         # KID's subsets
+      feature_network="",    # '' = the dataset's domain network (gen_jax/metrics/networks.py)
+      iwae_ks=(1, 10, 100, 1000),
   ))
   c.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=0,         # 0: at every epoch end (and on SIGTERM, and at the end)
@@ -47,6 +56,9 @@ def shrink(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.eval.iwae_k = 10
   c.eval.iwae_k_chunk = 5
   c.eval.num_images = 16
+  c.eval.num_samples = 1000
+  c.eval.num_real = 1000
+  c.eval.iwae_ks = (1, 10)
   return c
 
 

@@ -91,6 +91,11 @@ def _cache_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get("GEN_JAX_CACHE_DIR", pathlib.Path.home() / ".cache" / "gen_jax"))
 
 
+def num_examples(name: str, split: str, data_dir: Optional[str] = None) -> int:
+  """The number of examples in a split."""
+  return len(_data_source(name, split, data_dir))
+
+
 def read_rows(name: str, split: str, lo: int, hi: int, *, data_dir: Optional[str] = None,
               cache: bool = True, download: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
   """Rows [lo, hi) of a split as (uint8 images NHWC, int32 labels or None), decoded once.
@@ -122,7 +127,7 @@ def load_split(name: str, split: str, *, mesh: Mesh, data_axis: str,
                data_dir: Optional[str] = None, cache: bool = True) -> Split:
   """A split on the devices of ``mesh``, sharded over ``data_axis``; this host reads only its rows."""
   ds_info = info(name)
-  n = len(_data_source(name, split, data_dir))
+  n = num_examples(name, split, data_dir)
   shards = mesh.shape[data_axis]
   n_pad = -(-n // shards) * shards
   data_sharding = sharding.data_sharded(mesh, data_axis)
