@@ -7,8 +7,14 @@ import optax
 
 
 def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """An optax optimizer from ``cfg.name``, ``cfg.learning_rate`` and the named optimizer's options."""
+  """An optax optimizer from ``cfg.name``, ``cfg.learning_rate`` and the named optimizer's options.
+
+  ``cfg.decay_steps`` > 0 decays the learning rate to 0 along a cosine over that many steps
+  (Loshchilov & Hutter 2017); absent or 0 keeps it constant.
+  """
   lr = cfg.learning_rate
+  if cfg.get("decay_steps", 0):
+    lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.decay_steps)
   if cfg.name == "adam":
     tx = optax.adam(lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), eps=cfg.get("eps", 1e-8))
   elif cfg.name == "adamw":
