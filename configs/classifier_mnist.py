@@ -1,0 +1,44 @@
+"""CNN classifier on MNIST: the domain feature network ``mnist-cnn-v1`` of the metrics.
+
+    python launch.py --config=configs/classifier_mnist.py --workdir=runs/classifier_mnist
+    python -m gen_jax.metrics.networks export --config=configs/classifier_mnist.py \\
+        --workdir=runs/classifier_mnist --name=mnist-cnn-v1
+
+The second command writes gen_jax/metrics/weights/mnist_cnn_v1.msgpack and prints its
+sha256, its test accuracy and the NETWORKS entry for gen_jax/metrics/networks.py; a retrained
+network gets a new name (mnist-cnn-v2), never the old one.
+
+Measured with jax 0.11.2 on one NVIDIA H100: the first command ran in 36 s wall time (7020 steps, 15
+epochs, start-up, compilation and 15 test evaluations included; two other runs shared the GPU); the
+export measured 99.60 % accuracy on the 10,000 test images (full float32; sha256 e720b7f9...a40a,
+registered as ``mnist-cnn-v1``). 20 and 30 epochs gave 99.64 % and 99.62 %. On a shared 2-core CPU a
+step takes seconds: train on an accelerator.
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg=None):
+  c = common.base()
+  c.dataset.name = "mnist"
+  c.dataset.binarize = "none"        # grey levels in [0, 1], as stored
+  c.model = ml_collections.ConfigDict(dict(
+      family="classifier",
+      stages=((32, 32), (64, 64)),   # 3x3 convolutions per stage, each stage then 2x2 max-pooled
+      extra_pools=1,                 # 7x7 -> 4x4 before the dense layer (a 0.8 MB weights file)
+      feature_dim=128,               # the penultimate layer: the metrics' feature vector
+      num_classes=10,
+      dropout=0.3,
+      max_shift=2,                   # random translations of up to 2 pixels
+      flip=False,                    # digits are not mirror-symmetric
+  ))
+  c.batch_size = 128
+  c.num_epochs = 15
+  c.optimizer.learning_rate = 1e-3
+  # Cosine decay to 0 over the whole run; follows --config.num_epochs and --config.batch_size
+  # (not --config.num_steps).
+  c.optimizer.decay_steps = c.get_ref("num_epochs") * (60000 // c.get_ref("batch_size"))
+  c.eval.iwae_k = 0                  # no likelihood bound for a classifier
+  return common.finish(c, arg)
