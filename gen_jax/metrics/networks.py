@@ -1,0 +1,347 @@
+"""The domain feature networks of the sample-quality metrics: versioned, hash-pinned, offline.
+
+FID, KID, precision/recall and density/coverage compare feature vectors of real and generated
+images; the classifier Inception Score and mode coverage use class probabilities. On natural images
+both come from Inception-v3; on MNIST-like data they come from small CNN classifiers that this
+project trains itself (``configs/classifier_mnist.py``, ``configs/classifier_fashion_mnist.py``):
+features are the 128-d penultimate layer, probabilities the softmax.
+
+Versioning. A network is a name in :data:`NETWORKS` (``mnist-cnn-v1``) whose weights file ships in
+the package (``gen_jax/metrics/weights/``, ~0.8 MB each) with its SHA-256 pinned here: :func:`load`
+reads it with no network access and refuses a file with another hash. Metrics computed with two
+different networks are not comparable, so a retrained or changed network is registered under a new
+version name (``mnist-cnn-v2``), never swapped in under an old one; reports record the name and
+the hash next to every number.
+
+Export. A trained classifier checkpoint becomes a weights file with::
+
+    python -m gen_jax.metrics.networks export --config=configs/classifier_mnist.py \\
+        --workdir=runs/classifier_mnist --name=mnist-cnn-v1
+
+which writes ``gen_jax/metrics/weights/mnist_cnn_v1.msgpack`` (flax.serialization msgpack of the
+parameters), measures its test accuracy, and prints the SHA-256 and the :data:`NETWORKS` entry to
+paste here.
+
+Usage::
+
+    from gen_jax.metrics import networks
+    net = networks.load("mnist-cnn-v1")
+    features, probs = net.apply(images)        # float images in [0, 1], NHWC; pure and jittable
+    features, probs = networks.outputs(net, uint8_images)   # any size, in batches, as NumPy
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import pathlib
+import sys
+from typing import Any, Mapping, Optional, Sequence
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax.models.classifier import CNN
+
+WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent / "weights"
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+  """One registered feature network.
+
+  Attributes:
+    file: its weights file, relative to ``WEIGHTS_DIR`` (or an absolute path).
+    sha256: SHA-256 of that file; :func:`load` refuses any other.
+    arch: keyword arguments of :class:`gen_jax.models.classifier.CNN`.
+    dataset: the ``gen_jax.data`` dataset it was trained on.
+    image_shape: the (H, W, C) it takes.
+    config: the config file that trained it.
+    test_accuracy: its accuracy on ``dataset``'s test split, measured at export (for the record).
+  """
+  file: str
+  sha256: str
+  arch: Mapping[str, Any]
+  dataset: str
+  image_shape: tuple[int, ...] = (28, 28, 1)
+  config: str = ""
+  test_accuracy: Optional[float] = None
+
+  @property
+  def path(self) -> pathlib.Path:
+    return WEIGHTS_DIR / self.file
+
+
+_CNN_V1 = dict(stages=((32, 32), (64, 64)), extra_pools=1, hidden=128, num_classes=10)
+
+NETWORKS: dict[str, NetworkSpec] = {
+    "mnist-cnn-v1": NetworkSpec(
+        file="mnist_cnn_v1.msgpack",
+        sha256="e720b7f9c73e956f6f770a538c83b6396edc3f956c367414f58d232e35a9e40a",
+        arch=_CNN_V1, dataset="mnist", config="configs/classifier_mnist.py",
+        test_accuracy=0.9960),
+    "fashion-mnist-cnn-v1": NetworkSpec(
+        file="fashion_mnist_cnn_v1.msgpack",
+        sha256="6227387089c6d279df29cd0a5a05657cacd5c599eb43bccceec33f6fe8df5b8a",
+        arch=_CNN_V1, dataset="fashion_mnist", config="configs/classifier_fashion_mnist.py",
+        test_accuracy=0.9390),
+}
+
+DEFAULT_FOR_DATASET: dict[str, str] = {
+    "mnist": "mnist-cnn-v1",
+    "binarized_mnist": "mnist-cnn-v1",
+    "fashion_mnist": "fashion-mnist-cnn-v1",
+}
+
+
+class WeightsHashError(ValueError):
+  """A weights file whose SHA-256 is not the one registered for its network."""
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _apply(variables, images: jax.Array, *, model: CNN) -> tuple[jax.Array, jax.Array]:
+  logits, features = model.apply(variables, images.astype(jnp.float32), return_features=True)
+  return features.astype(jnp.float32), jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNetwork:
+  """A loaded feature network: ``apply(images) -> (features, probs)``."""
+  name: str
+  sha256: str
+  spec: NetworkSpec
+  model: CNN
+  variables: Any = dataclasses.field(repr=False)
+
+  @property
+  def num_classes(self) -> int:
+    return self.model.num_classes
+
+  @property
+  def feature_dim(self) -> int:
+    return self.model.hidden
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    return tuple(self.spec.image_shape)
+
+  def apply(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(features (N, feature_dim) float32, class probabilities (N, num_classes) float32) of float
+    images in [0, 1], (N, H, W, C). A pure function of ``images``: it can be called inside
+    ``jax.jit`` and on sharded arrays (convolutions and matmuls run at full float32 precision)."""
+    if tuple(images.shape[1:]) != self.image_shape:
+      raise ValueError(f"feature network {self.name!r} takes images of shape (N, "
+                       f"{', '.join(map(str, self.image_shape))}), got {tuple(images.shape)}.")
+    return _apply(self.variables, images, model=self.model)
+
+
+def _sha256(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()
+
+
+def _model(arch: Mapping[str, Any]) -> CNN:
+  return CNN(**{k: tuple(map(tuple, v)) if k == "stages" else v for k, v in arch.items()},
+             precision="highest")
+
+
+def _abstract_variables(model: CNN, image_shape: Sequence[int]):
+  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
+                                           jnp.zeros((1, *image_shape), jnp.float32)))
+
+
+def load(name: str, *, registry: Optional[Mapping[str, NetworkSpec]] = None) -> FeatureNetwork:
+  """The registered network ``name``, its weights read from the package and checked against the
+  pinned SHA-256. ``registry`` (default :data:`NETWORKS`) is for tests and private networks."""
+  registry = NETWORKS if registry is None else registry
+  if name not in registry:
+    raise ValueError(f"unknown feature network {name!r}; known: {', '.join(sorted(registry)) or 'none'}.")
+  spec = registry[name]
+  path = spec.path
+  if not path.is_file():
+    raise FileNotFoundError(
+        f"weights of feature network {name!r} not found at {path}. They ship inside the package "
+        "(gen_jax/metrics/weights/): reinstall gen_jax, or restore the file from the repository.")
+  data = path.read_bytes()
+  digest = _sha256(data)
+  if digest != spec.sha256:
+    raise WeightsHashError(
+        f"feature network {name!r}: file {path} has sha256 {digest}, expected {spec.sha256}; a "
+        "changed network must get a new version name (a new NETWORKS entry), never replace the "
+        "file of a registered one.")
+  model = _model(spec.arch)
+  target = _abstract_variables(model, spec.image_shape)
+  try:
+    variables = flax.serialization.from_state_dict(target, flax.serialization.msgpack_restore(data))
+  except Exception as e:  # flax raises ValueError/KeyError for mismatched trees
+    raise ValueError(f"feature network {name!r}: {path} does not hold parameters of the "
+                     f"registered architecture {dict(spec.arch)}: {e}") from e
+  for (where, want), got in zip(jax.tree_util.tree_leaves_with_path(target),
+                                jax.tree.leaves(variables)):
+    if tuple(np.shape(got)) != tuple(want.shape):
+      raise ValueError(f"feature network {name!r}: parameter {jax.tree_util.keystr(where)} has "
+                       f"shape {np.shape(got)} in {path}, the architecture wants {want.shape}.")
+  variables = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), variables)
+  return FeatureNetwork(name=name, sha256=digest, spec=spec, model=model, variables=variables)
+
+
+def outputs(net: FeatureNetwork, images, *, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+  """(features, probs) as float32 NumPy arrays for any number of images, ``batch_size`` at a time.
+
+  ``images``: uint8 pixels (0..255) or floats in [0, 1], (N, H, W, C) or (N, H, W). The last batch
+  is zero-padded to ``batch_size`` so that one compilation serves every batch.
+  """
+  images = np.asarray(images)
+  if images.ndim == len(net.image_shape) and net.image_shape[-1] == 1:
+    images = images[..., None]
+  if images.dtype == np.uint8:
+    scale = 1.0 / 255.0
+  elif np.issubdtype(images.dtype, np.floating):
+    scale = 1.0
+    lo, hi = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
+    if lo < 0.0 or hi > 1.0:
+      raise ValueError(f"float images must lie in [0, 1], got values in [{lo:g}, {hi:g}]; pass "
+                       "uint8 pixels (0..255) as uint8, or divide by 255.")
+  else:
+    raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}.")
+  fn = jax.jit(lambda x: net.apply(x.astype(jnp.float32) * scale))
+  feats, probs = [], []
+  for lo in range(0, len(images), batch_size):
+    x = images[lo:lo + batch_size]
+    n = len(x)
+    if n < batch_size:
+      x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
+    f, p = jax.device_get(fn(x))
+    feats.append(np.asarray(f[:n], np.float32))
+    probs.append(np.asarray(p[:n], np.float32))
+  if not feats:
+    return (np.zeros((0, net.feature_dim), np.float32), np.zeros((0, net.num_classes), np.float32))
+  return np.concatenate(feats), np.concatenate(probs)
+
+
+def labelled_test_split(dataset: str, *, data_dir: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+  """(uint8 images, int32 labels) of ``dataset``'s whole test split (decoded once, then cached)."""
+  from gen_jax import data  # pylint: disable=import-outside-toplevel
+  ds = data.info(dataset)
+  if not ds.has_labels:
+    raise ValueError(f"dataset {dataset!r} has no labels to measure accuracy on.")
+  n = len(data._data_source(ds.tfds_name, ds.test_split, data_dir))  # pylint: disable=protected-access
+  return data.read_rows(ds.tfds_name, ds.test_split, 0, n, data_dir=data_dir)
+
+
+def accuracy(net: FeatureNetwork, images, labels, *, batch_size: int = 1000) -> float:
+  """Fraction of ``images`` whose most probable class is the label."""
+  _, probs = outputs(net, images, batch_size=batch_size)
+  return float(np.mean(probs.argmax(-1) == np.asarray(labels)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: a trained classifier checkpoint -> a weights file.
+
+
+def weights_file_name(name: str) -> str:
+  """``mnist-cnn-v1`` -> ``mnist_cnn_v1.msgpack``."""
+  return name.replace("-", "_") + ".msgpack"
+
+
+def export(config, workdir: str | pathlib.Path, name: str, *,
+           out_dir: str | pathlib.Path | None = None,
+           step: Optional[int] = None) -> tuple[pathlib.Path, str, NetworkSpec]:
+  """Writes the classifier parameters of ``workdir``'s newest (or ``step``'s) checkpoint, trained
+  with ``config``, to ``out_dir`` (default: the package's weights folder) as ``name``'s file.
+
+  Returns (path, sha256, the NetworkSpec to register, without test accuracy). Refuses to give a
+  registered name a file with another hash: a changed network needs a new version name.
+  """
+  from gen_jax import checkpoint  # pylint: disable=import-outside-toplevel
+  from gen_jax.steps import classifier as steps_lib  # pylint: disable=import-outside-toplevel
+  if config.model.family != "classifier":
+    raise ValueError(f"export takes a classifier config (model.family 'classifier'), got "
+                     f"{config.model.family!r}.")
+  image_shape = tuple(config.model.get("image_shape", (28, 28, 1)))
+  family = steps_lib.from_config(config, image_shape)
+  state = jax.jit(family.init)(jax.random.PRNGKey(config.seed))
+  ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
+  try:
+    if ckpt.latest_step() is None:
+      raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first with "
+                              f"python launch.py --config=... --workdir={workdir}")
+    state = ckpt.restore(state, step)
+  finally:
+    ckpt.close()
+  blob = flax.serialization.to_bytes(jax.device_get(state.params[steps_lib.NET]))
+  digest = _sha256(blob)
+  if name in NETWORKS and NETWORKS[name].sha256 != digest:
+    raise WeightsHashError(
+        f"{name!r} is registered with sha256 {NETWORKS[name].sha256}; this checkpoint gives "
+        f"{digest}. A changed network must get a new version name (e.g. bump -vN).")
+  path = pathlib.Path(out_dir or WEIGHTS_DIR) / weights_file_name(name)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(blob)
+  spec = NetworkSpec(file=str(path) if out_dir else path.name, sha256=digest,
+                     arch=steps_lib.model_kwargs(config),
+                     dataset=config.dataset.name, image_shape=image_shape)
+  return path, digest, spec
+
+
+def load_config(arg: str):
+  """The config of a config file argument ``path[:arg]``, as ``launch.py --config`` reads it."""
+  path, _, config_arg = arg.partition(":")
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"config file {path} not found.")
+  root = str(path.resolve().parent.parent)   # configs/x.py imports `configs.common`
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  module_spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(config_arg or None)
+
+
+def _spec_source(name: str, spec: NetworkSpec) -> str:
+  fields = ", ".join(f"{f.name}={getattr(spec, f.name)!r}" for f in dataclasses.fields(spec))
+  return f"    {name!r}: NetworkSpec({fields}),"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.metrics.networks",
+                                   description=__doc__.split("\n")[0])
+  sub = parser.add_subparsers(dest="command", required=True)
+  exp = sub.add_parser("export", help="write a trained classifier checkpoint as a weights file")
+  exp.add_argument("--config", required=True, help="the classifier config file it was trained with")
+  exp.add_argument("--workdir", required=True, help="the training run's --workdir")
+  exp.add_argument("--name", required=True, help="versioned network name, e.g. mnist-cnn-v1")
+  exp.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
+  exp.add_argument("--out_dir", default=None, help=f"output folder (default: {WEIGHTS_DIR})")
+  exp.add_argument("--skip_accuracy", action="store_true",
+                   help="do not measure the test accuracy of the exported network")
+  args = parser.parse_args(argv)
+  from gen_jax import checkpoint  # pylint: disable=import-outside-toplevel
+  try:
+    config = load_config(args.config)
+    path, digest, spec = export(config, args.workdir, args.name, out_dir=args.out_dir,
+                                step=args.step)
+    if not args.skip_accuracy:
+      net = load(args.name, registry={args.name: spec})
+      images, labels = labelled_test_split(spec.dataset, data_dir=config.dataset.get("data_dir") or None)
+      spec = dataclasses.replace(spec, test_accuracy=round(accuracy(net, images, labels), 4))
+  except (FileNotFoundError, ValueError, checkpoint.CheckpointError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  spec = dataclasses.replace(spec, config=args.config.partition(":")[0])
+  print(f"wrote  {path} ({path.stat().st_size} bytes)")
+  print(f"sha256 {digest}")
+  if spec.test_accuracy is not None:
+    print(f"test accuracy {spec.test_accuracy:.4f} ({spec.dataset})")
+  print("NETWORKS entry for gen_jax/metrics/networks.py:")
+  print(_spec_source(args.name, spec))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
