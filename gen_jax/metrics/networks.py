@@ -263,14 +263,13 @@ def export(config, workdir: str | pathlib.Path, name: str, *,
     raise ValueError(f"export takes a classifier config (model.family 'classifier'), got "
                      f"{config.model.family!r}.")
   image_shape = tuple(config.model.get("image_shape", (28, 28, 1)))
-  family = steps_lib.from_config(config, image_shape)
-  state = jax.jit(family.init)(jax.random.PRNGKey(config.seed))
   ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
   try:
     if ckpt.latest_step() is None:
       raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first with "
                               f"python launch.py --config=... --workdir={workdir}")
-    state = ckpt.restore(state, step)
+    family = steps_lib.from_config(config, image_shape)
+    state = ckpt.restore(jax.jit(family.init)(jax.random.PRNGKey(config.seed)), step)
   finally:
     ckpt.close()
   blob = flax.serialization.to_bytes(jax.device_get(state.params[steps_lib.NET]))
