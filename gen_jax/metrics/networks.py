@@ -229,7 +229,7 @@ def labelled_test_split(dataset: str, *, data_dir: Optional[str] = None) -> tupl
   ds = data.info(dataset)
   if not ds.has_labels:
     raise ValueError(f"dataset {dataset!r} has no labels to measure accuracy on.")
-  n = len(data._data_source(ds.tfds_name, ds.test_split, data_dir))  # pylint: disable=protected-access
+  n = data.num_examples(ds.tfds_name, ds.test_split, data_dir)
   return data.read_rows(ds.tfds_name, ds.test_split, 0, n, data_dir=data_dir)
 
 
