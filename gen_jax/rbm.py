@@ -99,6 +99,15 @@ class RBM:
     return jax.lax.fori_loop(
         0, num_steps, lambda t, v: self.gibbs_step(jax.random.fold_in(key, t), params, v), v)
 
+  def clamped_gibbs(self, key: jax.Array, params: dict, v: jax.Array, known: jax.Array,
+                    num_steps: int) -> jax.Array:
+    """Block-Gibbs sweeps with the ``known`` visible units (a boolean mask broadcastable to ``v``)
+    clamped to their values in ``v``: samples the other units from p(v_unknown | v_known) -- the
+    RBM's inpainting. Step keys are ``fold_in(key, t)``."""
+    def sweep(t, x):
+      return jnp.where(known, v, self.gibbs_step(jax.random.fold_in(key, t), params, x))
+    return jax.lax.fori_loop(0, num_steps, sweep, v)
+
   # ---- energies ------------------------------------------------------------------------------
 
   def energy(self, params: dict, v: jax.Array, h: jax.Array) -> jax.Array:

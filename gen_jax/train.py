@@ -258,6 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           num_examples=run.num_test, mesh=mesh, data_axis=axis)),
       "sample": family.sample and jax.jit(family.sample, static_argnums=2),
       "reconstruct": family.reconstruct and jax.jit(family.reconstruct),
+      "inpaint": family.inpaint and jax.jit(family.inpaint),
   }
 
   preemption = _Preemption()
@@ -337,6 +338,11 @@ def _evaluate_and_write(state: TrainState, run: _Run, fns: dict[str, Callable],
     recon = jax.device_get(fns["reconstruct"](state, batch))
     pairs = np.stack([jax.device_get(batch["image"]), recon], axis=1).reshape(-1, *recon.shape[1:])
     writer.write_images(step, "reconstructions", pairs, ncols=int(math.sqrt(num)) // 2 * 2 or 2)
+  if fns.get("inpaint") is not None:
+    batch = {"image": run.test_images[:num // 2]}
+    masked, filled = jax.device_get(fns["inpaint"](state, batch, run.keys["sample"]))
+    pairs = np.stack([masked, filled], axis=1).reshape(-1, *filled.shape[1:])
+    writer.write_images(step, "inpaintings", pairs, ncols=int(math.sqrt(num)) // 2 * 2 or 2)
   return metrics
 
 

@@ -185,6 +185,43 @@ def test_gibbs_samples_follow_the_exact_distribution_chi_square():
   assert chi2_pvalue(other)[0] < 1e-6
 
 
+def test_clamped_gibbs_inpaints_from_the_exact_conditional_distribution():
+  """With the first 6 units clamped, the other 6 follow p(v_unknown | v_known) (chi-square), and
+  the clamped units never move."""
+  params = _params(seed=5)
+  p_all = np.asarray(exact_visible_distribution(TINY, params), np.float64)
+  known_value = np.array([1, 0, 1, 1, 0, 0], np.float32)
+  rows = np.all(STATES[:, :6] == known_value, axis=1)                    # 64 completions
+  p_cond = p_all[rows] / p_all[rows].sum()
+  n = 20000
+  known = jnp.asarray(np.arange(V) < 6)
+  v0 = jnp.asarray(np.concatenate([np.tile(known_value, (n, 1)),
+                                   np.random.default_rng(0).integers(0, 2, (n, 6))], 1), jnp.float32)
+  samples = np.asarray(jax.jit(TINY.clamped_gibbs, static_argnums=4)(
+      jax.random.PRNGKey(2), params, v0, known, 100))
+  np.testing.assert_array_equal(samples[:, :6], np.tile(known_value, (n, 1)))
+  counts = np.bincount(_index(samples) - _index(np.concatenate([known_value, np.zeros(6)])[None])[0],
+                       minlength=64)
+  assert stats.chisquare(counts, n * p_cond).pvalue > 0.01
+  unconditional = p_all.reshape(64, 64).sum(0)      # the marginal of the last 6 units: wrong here
+  assert stats.chisquare(counts, n * unconditional / unconditional.sum()).pvalue < 1e-6
+
+
+def test_inpaint_keeps_the_top_half_and_fills_the_bottom():
+  rbm = RBM(16, 8)
+  k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+  params = {"W": jax.random.normal(k1, (16, 8)), "vbias": jnp.zeros(16), "hbias": jnp.zeros(8)}
+  state = rbm_steps.init_state(k2, rbm=rbm, tx=rbm_steps.make_optimizer(learning_rate=0.1))
+  state = state.replace(params={"rbm": params})
+  x = jax.random.bernoulli(jax.random.PRNGKey(3), 0.5, (5, 4, 4, 1)).astype(jnp.float32)
+  masked, filled = rbm_steps.inpaint(state, {"image": x}, jax.random.PRNGKey(4), rbm=rbm, num_steps=5)
+  np.testing.assert_array_equal(filled[:, :2], x[:, :2])
+  np.testing.assert_array_equal(masked[:, :2], x[:, :2])
+  assert np.all(np.asarray(masked[:, 2:]) == 0.5)
+  assert np.all((np.asarray(filled) >= 0) & (np.asarray(filled) <= 1))
+  assert not np.allclose(filled[:, 2:], 0.5)
+
+
 def test_pseudo_likelihood_matches_exact_conditionals():
   params, data = _params(), _data(8)
   logp = np.asarray(exact_log_prob(TINY, params, jnp.asarray(STATES)), np.float64)
@@ -355,6 +392,7 @@ def test_loop_reports_the_ais_nll_and_resumes_persistent_chains_bit_identically(
       pytest.approx(full["eval/nll_ais"])
   assert sorted(p.name for p in (tmp_path / "full").glob("samples_*.png")) == [
       "samples_00000010.png", "samples_00000020.png"]
+  assert len(list((tmp_path / "full").glob("inpaintings_*.png"))) == 2
   # Stop at step 10 and resume: the persistent chains come back from the checkpoint, so the run
   # ends bit-identical to the uninterrupted one (with fresh chains it would not).
   train.train_and_evaluate(_tiny_rbm_config(num_steps=10), str(tmp_path / "part"))

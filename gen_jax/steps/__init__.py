@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 from typing import Callable, Optional
 
-FAMILIES = ("vae", "ae", "rbm", "dbn", "classifier", "gan")
+FAMILIES = ("vae", "ae", "rbm", "dbn", "classifier", "gan", "vaegan", "bigan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Family:
   reconstruct(state, batch) -> images in [0, 1]; None for families without an encoder.
   log_likelihood(state, batch, key, *, k) -> per-example lower bound on log p(x) in nats with k
     importance samples (exact as k -> infinity); None if none.
+  inpaint(state, batch, key) -> (masked images, completed images): fills the bottom half of each
+    image given its top half; None for families that cannot.
   final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
     run from the final state and the last test metrics (the RBM's AIS log Z and test NLL); None
     if none. Runs on the host (it jits what it needs); its keys should be namespaced ('eval/...').
@@ -39,6 +41,7 @@ class Family:
   reconstruct: Optional[Callable] = None
   log_likelihood: Optional[Callable] = None
   final_metrics: Optional[Callable] = None
+  inpaint: Optional[Callable] = None
 
 
 def get(name: str):

@@ -157,6 +157,32 @@ def reconstruct(state: TrainState, batch: dict, *, rbm: RBM) -> jax.Array:
   return jnp.clip(rbm.visible_mean(params, rbm.hidden_probs(params, _flat(x))), 0, 1).reshape(x.shape)
 
 
+def inpaint(state: TrainState, batch: dict, key: jax.Array, *, rbm: RBM,
+            num_steps: int = 1000) -> tuple[jax.Array, jax.Array]:
+  """Fills the bottom half of each image by clamped Gibbs sampling given its top half.
+
+  The unknown pixels start from the base-rate model (the training pixel means); returns (the
+  masked input with the unknown half at 0.5, the completed images: known pixels as given, unknown
+  ones the mean of p(v | h) after the last sweep), both in [0, 1] with the batch's shape.
+  """
+  params = state.params[NET]
+  x = batch["image"]
+  height = x.shape[1]
+  rows = jnp.arange(height)[None, :, None, None] < height // 2
+  known = _flat(jnp.broadcast_to(rows, x.shape))
+  init_key, chain_key, last_key = jax.random.split(key, 3)
+  mean = state.extra["data_mean"]
+  if rbm.gaussian:
+    start = mean + rbm.sigma * jax.random.normal(init_key, known.shape)
+  else:
+    start = jax.random.bernoulli(init_key, mean, known.shape).astype(jnp.float32)
+  v = jnp.where(known, _flat(x), start)
+  v = rbm.clamped_gibbs(chain_key, params, v, known, num_steps)
+  filled = jnp.where(known, v, rbm.visible_mean(params, rbm.sample_hidden(last_key, params, v)))
+  masked = jnp.where(known, _flat(x), 0.5)
+  return masked.reshape(x.shape), jnp.clip(filled, 0.0, 1.0).reshape(x.shape)
+
+
 def base_vbias(state: TrainState, *, rbm: RBM) -> jax.Array:
   """Visible biases of the AIS base-rate model, from the training pixel means."""
   mean = state.extra["data_mean"]
@@ -222,6 +248,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       eval_step=p(eval_step, rbm=rbm),
       sample=p(sample, rbm=rbm, image_shape=tuple(image_shape), num_steps=m.sample_steps),
       reconstruct=p(reconstruct, rbm=rbm),
+      inpaint=p(inpaint, rbm=rbm, num_steps=m.sample_steps),
       final_metrics=(p(final_metrics, rbm=rbm, num_runs=a.num_runs, num_betas=a.num_betas,
                        schedule=a.schedule, seed=a.seed) if a.num_runs else None),
   )
