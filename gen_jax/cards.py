@@ -101,6 +101,8 @@ def read(paths: Sequence[str | pathlib.Path]) -> list[dict[str, Any]]:
 
 def _fmt(card: Mapping[str, Any]) -> str:
   v, s = card["value"], card.get("std")
+  if s is None and float(v).is_integer() and abs(v) >= 1:
+    return f"{int(v)}" + (f" {card['unit']}" if card.get("unit") else "")
   digits = 4 if abs(v) < 1 else 2
   text = f"{v:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
   return text + (f" {card['unit']}" if card.get("unit") else "")
@@ -122,7 +124,8 @@ def table(cards: Sequence[Mapping[str, Any]]) -> str:
     commit = str(c.get("git_commit") or "—")[:8]
     dev = f"{c.get('device_count')}× {c.get('device_kind')}" if c.get("device_kind") else "—"
     metric = c["metric"] + (f" (k={c['k']})" if c.get("k") else "")
-    rows.append(f"| {c.get('model')} | {metric} | {_fmt(c)} | {n} | {net} | {c.get('step')} "
+    step = "—" if c.get("step") is None else c["step"]
+    rows.append(f"| {c.get('model')} | {metric} | {_fmt(c)} | {n} | {net} | {step} "
                 f"| {seeds} | {commit} | {dev} |")
   return head + "\n".join(rows) + "\n"
 
