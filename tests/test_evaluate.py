@@ -35,12 +35,11 @@ def trained(tfds_dir, tmp_path_factory):
                           "eval.num_samples": 500, "eval.num_real": 500, "eval.batch_size": 250,
                           "eval.iwae_ks": (1, 10), "eval.iwae_batch_size": 500})
   train.train_and_evaluate(config, str(workdir))
-  return config, workdir
+  return config, workdir, evaluate.evaluate_workdir(config, workdir, command="pytest")
 
 
 def test_eval_writes_samples_and_one_card_per_metric(trained):
-  config, workdir = trained
-  out = evaluate.evaluate_workdir(config, workdir, command="pytest")
+  config, workdir, out = trained
   by_name = {(c["metric"], c.get("k")): c for c in out}
   for m in ("fid", "kid", "precision", "recall", "density", "coverage", "inception_score",
             "mode_kl_to_uniform", "modes_covered"):
@@ -62,9 +61,8 @@ def test_eval_writes_samples_and_one_card_per_metric(trained):
 
 def test_a_better_model_scores_better_and_real_data_sets_the_floor(trained):
   """Real train images against real test images beat a 200-step VAE on every distance."""
-  config, workdir = trained
-  model = {c["metric"]: c["value"] for c in evaluate.evaluate_workdir(config, workdir)
-           if c.get("k") is None}
+  config, _, out = trained
+  model = {c["metric"]: c["value"] for c in out if c.get("k") is None}
   floor = {c["metric"]: c["value"] for c in evaluate.real_floor(config, num=500)}
   assert floor["fid"] < model["fid"] / 3
   assert floor["kid"] < model["kid"]
