@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 import pathlib
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,21 @@ class DatasetInfo:
   test_split: str
   max_value: int        # 255 for grey levels, 1 for data stored as {0, 1}
   has_labels: bool
+  # Applied once to each chunk of decoded uint8 images (N, H, W, C) before caching (e.g. crop and
+  # resize); None keeps the images as TFDS stores them.
+  transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
+
+
+def center_crop_resize(images: np.ndarray, *, crop: int, size: int) -> np.ndarray:
+  """The central ``crop`` x ``crop`` square of each uint8 image, resized to ``size`` x ``size``
+  (PIL bilinear, antialiased when shrinking)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  h, w = images.shape[1:3]
+  top, left = (h - crop) // 2, (w - crop) // 2
+  out = [np.asarray(Image.fromarray(im[top:top + crop, left:left + crop].squeeze(-1) if
+                                    im.shape[-1] == 1 else im[top:top + crop, left:left + crop])
+                    .resize((size, size), Image.Resampling.BILINEAR)) for im in images]
+  return np.stack(out).reshape(len(images), size, size, images.shape[-1])
 
 
 DATASETS = {
@@ -41,6 +56,9 @@ DATASETS = {
     # Larochelle's static binarization: 50k train, 10k validation, 10k test, stored as {0, 1}.
     "binarized_mnist": DatasetInfo("binarized_mnist", "train", "test", 1, False),
     "cifar10": DatasetInfo("cifar10", "train", "test", 255, True),
+    # CelebA faces (218x178): the central 140x140 square resized to 64x64, as in most GAN papers.
+    "celeb_a64": DatasetInfo("celeb_a", "train", "test", 255, False,
+                             transform=lambda x: center_crop_resize(x, crop=140, size=64)),
 }
 
 
@@ -70,6 +88,7 @@ def info(name: str) -> DatasetInfo:
 
 def _data_source(name: str, split: str, data_dir: Optional[str], download: bool = True):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  name = DATASETS[name].tfds_name if name in DATASETS else name
   data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
   if download and not tfds.builder(name, data_dir=data_dir).is_prepared():
     logging.warning("TFDS dataset %r is not prepared in %s: asking TFDS to download and prepare it "
@@ -110,11 +129,19 @@ def read_rows(name: str, split: str, lo: int, hi: int, *, data_dir: Optional[str
     with np.load(path) as f:
       return f["images"], (f["labels"] if "labels" in f else None)
   logging.info("decoding %s/%s rows %d..%d (cached afterwards in %s)", name, split, lo, hi, path)
-  items = ds.__getitems__(list(range(lo, hi)))
-  images = np.stack([it["image"] for it in items]).astype(np.uint8)
-  if images.ndim == 3:
-    images = images[..., None]
-  labels = np.asarray([it["label"] for it in items], np.int32) if "label" in items[0] else None
+  transform = DATASETS[name].transform if name in DATASETS else None
+  # With a transform, decode in chunks so that only the transformed images are ever all in memory.
+  chunk = 1000 if transform is not None else max(hi - lo, 1)
+  image_chunks, labels = [], []
+  for start in range(lo, hi, chunk):
+    items = ds.__getitems__(list(range(start, min(start + chunk, hi))))
+    images = np.stack([it["image"] for it in items]).astype(np.uint8)
+    if images.ndim == 3:
+      images = images[..., None]
+    image_chunks.append(images if transform is None else transform(images))
+    labels += [it["label"] for it in items] if "label" in items[0] else []
+  images = np.concatenate(image_chunks)
+  labels = np.asarray(labels, np.int32) if labels else None
   if cache:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")

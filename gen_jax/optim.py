@@ -23,7 +23,10 @@ def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   elif cfg.name == "sgd":
     tx = optax.sgd(lr, momentum=cfg.get("momentum", None) or None)
   elif cfg.name == "rmsprop":
-    tx = optax.rmsprop(lr)
+    # decay 0.9 with eps inside the square root is optax's default; PyTorch's RMSprop (which the
+    # WGAN reference code used) is decay=0.99, eps_in_sqrt=False.
+    tx = optax.rmsprop(lr, decay=cfg.get("decay", 0.9), eps=cfg.get("eps", 1e-8),
+                       eps_in_sqrt=cfg.get("eps_in_sqrt", True))
   else:
     raise ValueError(f"unknown optimizer {cfg.name!r} (config optimizer.name); "
                      "choose adam, adamw, sgd or rmsprop.")

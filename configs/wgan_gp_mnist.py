@@ -1,0 +1,22 @@
+"""WGAN with gradient penalty (Gulrajani et al. 2017) on grey-level MNIST, DCGAN networks.
+
+    python launch.py --config=configs/wgan_gp_mnist.py --workdir=runs/wgan_gp_mnist
+    python launch.py --config=configs/wgan_gp_mnist.py:tiny --workdir=/tmp/wgan_gp_tiny   # 200 steps
+
+The paper's settings: penalty weight 10 on (||grad f(x_hat)|| - 1)^2 at per-example interpolates
+of real and generated images, 5 critic steps per generator step, Adam 1e-4 with beta1 0 and beta2
+0.9 for both networks, layer norm instead of batch norm in the critic; 64 images per critic step
+(batch_size = 5 x 64). train/gp_grad_norm should stay near 1.
+"""
+
+from configs import gan_common
+
+
+def get_config(arg=None):
+  c = gan_common.wgan_gp(gan_common.base())
+  c.batch_size = 5 * 64
+  c.num_steps = 10_000
+  c.eval.every_steps = 1000
+  c.checkpoint.every_steps = 1000
+  c.eval.classifier = "mnist-cnn-v1"
+  return gan_common.finish(c, arg)

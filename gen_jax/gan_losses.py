@@ -1,0 +1,90 @@
+"""Adversarial losses: pure array functions of the discriminator's raw outputs, one value per example.
+
+``real`` and ``fake`` are the discriminator's raw outputs (logits, or critic values for the
+Wasserstein and hinge losses) on real and generated examples, each (batch,); the caller takes the
+mean. With D(x) = sigmoid(logit):
+
+================  ======================================  ================================
+loss              discriminator minimises                 generator minimises
+================  ======================================  ================================
+``minimax``       -log D(x) - log(1 - D(G(z)))             log(1 - D(G(z)))  (saturates)
+``non_saturating``  same                                   -log D(G(z))
+``wasserstein``   f(G(z)) - f(x)                           -f(G(z))
+``wgan_gp``       same, plus :func:`gradient_penalty`      -f(G(z))
+``hinge``         relu(1 - f(x)) + relu(1 + f(G(z)))       -f(G(z))
+================  ======================================  ================================
+
+References: Goodfellow et al. 2014 (minimax and non-saturating), Arjovsky et al. 2017 (Wasserstein
+with weight clipping), Gulrajani et al. 2017 (gradient penalty), Lim & Ye 2017 / Miyato et al. 2018
+(hinge).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from gen_jax.losses import softplus
+
+LOSSES = ("minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge")
+# Losses whose discriminator is a critic (unbounded real output, not a logit).
+CRITIC_LOSSES = ("wasserstein", "wgan_gp", "hinge")
+
+
+def check(kind: str) -> None:
+  if kind not in LOSSES:
+    raise ValueError(f"unknown GAN loss {kind!r} (config.model.loss); choose one of "
+                     f"{', '.join(LOSSES)}.")
+
+
+def disc_loss(kind: str, real: jax.Array, fake: jax.Array) -> jax.Array:
+  """The discriminator's loss per example pair (real_i, fake_i), without any gradient penalty."""
+  check(kind)
+  if kind in ("minimax", "non_saturating"):
+    # -log sigmoid(r) = softplus(-r);  -log(1 - sigmoid(f)) = softplus(f).
+    return softplus(-real) + softplus(fake)
+  if kind in ("wasserstein", "wgan_gp"):
+    return fake - real
+  return jax.nn.relu(1.0 - real) + jax.nn.relu(1.0 + fake)   # hinge
+
+
+def gen_loss(kind: str, fake: jax.Array) -> jax.Array:
+  """The generator's loss per generated example."""
+  check(kind)
+  if kind == "minimax":
+    return -softplus(fake)            # log(1 - sigmoid(f))
+  if kind == "non_saturating":
+    return softplus(-fake)            # -log sigmoid(f)
+  return -fake                        # Wasserstein, WGAN-GP, hinge
+
+
+def interpolate(real: jax.Array, fake: jax.Array, eps: jax.Array) -> jax.Array:
+  """eps_i x_i + (1 - eps_i) G(z_i) with ONE mixing weight per example: ``eps`` is (batch,).
+
+  The points lie on straight lines between pairs of real and fake examples, where Gulrajani et
+  al.'s optimal critic has gradient norm 1. (A weight per pixel would put them elsewhere: a
+  classic silent bug.)
+  """
+  if eps.shape != real.shape[:1]:
+    raise ValueError(f"interpolate: eps has shape {eps.shape}; it needs one weight per example, "
+                     f"shape {real.shape[:1]}.")
+  eps = eps.reshape(eps.shape + (1,) * (real.ndim - 1))
+  return eps * real + (1.0 - eps) * fake
+
+
+def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                     eps: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(||grad_x critic(x_hat_i)||_2 - 1)^2 per example at the interpolates x_hat of
+  :func:`interpolate`, and the gradient norms themselves.
+
+  ``critic`` maps (batch, ...) to (batch,) and must treat examples independently (no batch norm),
+  so that the gradient of the sum of its outputs holds each example's own gradient. The norm is
+  taken over all of an example's pixels and channels. ``real`` and ``fake`` should carry no
+  gradient to the generator (``stop_gradient`` the fakes).
+  """
+  x_hat = interpolate(real, fake, eps)
+  grads = jax.grad(lambda x: critic(x).sum())(x_hat)
+  norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1) + 1e-12)
+  return (norms - 1.0) ** 2, norms

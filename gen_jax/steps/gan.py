@@ -1,0 +1,410 @@
+"""Generative adversarial networks: MLP GAN, DCGAN, WGAN (weight clipping), WGAN-GP, hinge GAN.
+
+One :class:`gen_jax.state.TrainState` holds both networks::
+
+    params    = {"gen": G params, "disc": D params}
+    opt_state = {"gen": ..., "disc": ...}            tx = {"gen": G optimizer, "disc": D optimizer}
+    extra     = {"ema_gen": EMA of G params                        (if ema_decay > 0)
+                 "batch_stats": {"gen": ..., "disc": ...}}          (networks with batch norm only)
+
+One call of :func:`train_step` is one generator step: ``n_critic`` discriminator updates (a
+``lax.fori_loop``), then one generator update against the updated discriminator, then the EMA
+update; ``state.step`` counts generator steps.
+
+Real data for the critic steps: the loop's batch of ``batch_size`` images is split into ``n_critic``
+disjoint minibatches of ``batch_size / n_critic`` (example j goes to critic step j mod n_critic, so
+the split needs no communication between devices), so every critic update sees fresh real images
+and an epoch still visits each training image once. This is Arjovsky et al.'s and Gulrajani et
+al.'s algorithm (a fresh real minibatch per critic iteration); reusing one minibatch n_critic times
+would let the critic fit that minibatch. The generator step and each critic step draw
+``batch_size / n_critic`` fresh noise vectors.
+
+Batch norm: both networks normalize with the statistics of the batch they are given, in training
+and in :func:`eval_step` (real and generated images are separate batches, as in Radford et al.'s
+DCGAN; under ``jit`` the statistics are global over a sharded batch, so 1 and 8 devices agree).
+Running averages are kept in ``extra['batch_stats']`` (flax's convention) but not used: samples
+come from the EMA generator with *standing statistics* (Brock et al. 2019): the batch statistics
+of ``standing_num`` fixed noise vectors passed through the EMA weights, so that the normalization
+matches the averaged weights and a sample does not depend on the other samples drawn with it.
+
+Data range: a 'tanh' generator works in [-1, 1] and real images are mapped there (2x - 1); a
+'sigmoid' generator works in [0, 1]. :func:`sample` always returns [0, 1].
+
+Train metrics (the loop logs them as ``train/<name>``, means over the steps of a dispatch):
+``loss`` = ``disc_loss`` (D's loss with the penalty; mean over the critic steps), ``gen_loss``,
+``d_real`` / ``d_fake`` (mean D(x) and D(G(z)) as probabilities for the logit losses, mean critic
+values for the critic losses), ``wasserstein`` (critic losses: mean f(x) - mean f(G(z)), the
+critic's estimate of the Wasserstein-1 distance up to its Lipschitz constant), ``gp`` and
+``gp_grad_norm`` (WGAN-GP), ``disc_grad_norm`` / ``gen_grad_norm`` (global norms of each network's
+gradients), ``fake_pixel_std`` (per-pixel standard deviation across the generated batch, in [0, 1]
+units, averaged over pixels: it falls towards 0 when the generator collapses to a few images).
+
+Usage in a research script::
+
+    from functools import partial
+    import jax, optax
+    from gen_jax.models import gan as gan_models
+    from gen_jax.steps import gan
+
+    gen = gan_models.DCGANGenerator(channels=(128, 64), image_shape=(28, 28, 1))
+    disc = gan_models.DCGANDiscriminator(channels=(64, 128))
+    state = gan.init_state(jax.random.PRNGKey(0), gen=gen, disc=disc, z_dim=100,
+                           tx_gen=optax.adam(2e-4, b1=0.5), tx_disc=optax.adam(2e-4, b1=0.5))
+    step = jax.jit(partial(gan.train_step, gen=gen, disc=disc, z_dim=100,
+                           loss="non_saturating"), donate_argnums=0)
+    state, metrics = step(state, {"image": x})        # x: (B, 28, 28, 1) in [0, 1]
+    images = gan.sample(state, jax.random.PRNGKey(1), 64, gen=gen, z_dim=100)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gen_jax import gan_losses, optim
+from gen_jax.models import gan as gan_models
+from gen_jax.state import TrainState
+from gen_jax.steps import Family
+
+GEN, DISC = "gen", "disc"
+_STANDING_SALT = 0xFFFFFFFF   # fold_in data of the standing-statistics noise; no step reaches it
+
+
+# ---------------------------------------------------------------------------------------------
+# State.
+
+
+def init_state(key: jax.Array, *, gen: nn.Module, disc: nn.Module, z_dim: int,
+               tx_gen: optax.GradientTransformation, tx_disc: optax.GradientTransformation,
+               image_shape: Optional[Sequence[int]] = None, ema: bool = True) -> TrainState:
+  """A fresh state; ``key`` (raw uint32 key) seeds both networks and every later step."""
+  gen_key, disc_key, run_key = jax.random.split(key, 3)
+  g_vars = gen.init(gen_key, jnp.zeros((1, z_dim), jnp.float32), train=True)
+  x = gen.apply(g_vars, jnp.zeros((1, z_dim), jnp.float32), train=False)
+  if image_shape is not None and tuple(x.shape[1:]) != tuple(image_shape):
+    raise ValueError(f"the generator makes {tuple(x.shape[1:])} images but the data are "
+                     f"{tuple(image_shape)}; set model.gen_channels / the dataset to match.")
+  d_vars = disc.init(disc_key, x, train=True)
+  params = {GEN: g_vars["params"], DISC: d_vars["params"]}
+  extra = {}
+  if ema:
+    extra["ema_gen"] = jax.tree.map(jnp.array, g_vars["params"])
+  stats = {name: v["batch_stats"] for name, v in ((GEN, g_vars), (DISC, d_vars))
+           if "batch_stats" in v}
+  if stats:
+    extra["batch_stats"] = stats
+  return TrainState.create(params=params, tx={GEN: tx_gen, DISC: tx_disc}, key=run_key, extra=extra)
+
+
+def _stats(state: TrainState, name: str):
+  return state.extra.get("batch_stats", {}).get(name)
+
+
+def _apply(module: nn.Module, params, stats, x: jax.Array, *, train: bool = True):
+  """(output, updated batch stats or None): batch statistics of ``x`` when ``train``."""
+  if stats is None:
+    return module.apply({"params": params}, x, train=train), None
+  variables = {"params": params, "batch_stats": stats}
+  if not train:
+    return module.apply(variables, x, train=False), stats
+  out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
+  return out, updates["batch_stats"]
+
+
+def _with_stats(state: TrainState, name: str, stats) -> TrainState:
+  if stats is None:
+    return state
+  all_stats = dict(state.extra["batch_stats"])
+  all_stats[name] = stats
+  return state.replace(extra={**state.extra, "batch_stats": all_stats})
+
+
+def to_model_range(x: jax.Array, output: str) -> jax.Array:
+  """Images in [0, 1] -> the generator's output range."""
+  return 2.0 * x - 1.0 if output == "tanh" else x
+
+
+def to_unit_range(x: jax.Array, output: str) -> jax.Array:
+  return jnp.clip((x + 1.0) / 2.0 if output == "tanh" else x, 0.0, 1.0)
+
+
+def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
+  """min(ema_decay, (1 + step) / (10 + step)): the EMA's decay after ``step`` generator updates.
+
+  The warm-up (as tf.train.ExponentialMovingAverage's ``num_updates``) keeps the average from
+  dwelling on the random initial weights: 0.1 at the first update, 0.5 at step 8, 0.9 at step 80.
+  """
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+
+
+def ema_update(ema, params, decay: jax.Array):
+  """decay * ema + (1 - decay) * params, leaf by leaf."""
+  return optax.incremental_update(params, ema, 1.0 - decay)
+
+
+def clip_weights(params, clip: float):
+  """Every weight clipped to [-clip, clip] (WGAN: all of the critic's parameters, norms included)."""
+  return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps.
+
+
+def _outputs(kind: str, raw: jax.Array) -> jax.Array:
+  """D's outputs as logged: probabilities for logit losses, raw critic values otherwise."""
+  return raw if kind in gan_losses.CRITIC_LOSSES else jax.nn.sigmoid(raw)
+
+
+def critic_minibatches(x: jax.Array, n_critic: int) -> jax.Array:
+  """(B, ...) -> (B / n_critic, n_critic, ...): minibatch i is ``out[:, i]``, examples i, i + n,
+  i + 2n, ... A device holding a contiguous block of rows keeps its share of every minibatch."""
+  if x.shape[0] % n_critic:
+    raise ValueError(f"batch_size={x.shape[0]} is not a multiple of model.n_critic={n_critic}: "
+                     f"each of the n_critic discriminator steps takes batch_size / n_critic real "
+                     f"images; set --config.batch_size={x.shape[0] // n_critic * n_critic or n_critic}.")
+  return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:])
+
+
+def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps: jax.Array, *,
+                 disc: nn.Module, loss: str, gp_weight: float = 10.0):
+  """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts."""
+  d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
+  d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
+  value = gan_losses.disc_loss(loss, d_real, d_fake).mean()
+  aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
+         "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
+  if loss == "wgan_gp":
+    if disc_stats is not None:
+      raise ValueError("the gradient penalty needs a critic that treats examples independently; "
+                       "set model.disc_norm='layer' or 'none' (not 'batch').")
+    penalty, norms = gan_losses.gradient_penalty(
+        lambda v: _apply(disc, disc_params, None, v)[0], real, fake, eps)
+    value = value + gp_weight * penalty.mean()
+    aux |= {"gp": penalty.mean(), "gp_grad_norm": norms.mean()}
+  return value, (aux, disc_stats)
+
+
+def gen_loss_fn(gen_params, gen_stats, disc_params, disc_stats, z: jax.Array, *, gen: nn.Module,
+                disc: nn.Module, loss: str):
+  fake, gen_stats = _apply(gen, gen_params, gen_stats, z)
+  d_fake, _ = _apply(disc, disc_params, disc_stats, fake)   # D's running stats: its own steps only
+  return gan_losses.gen_loss(loss, d_fake).mean(), (fake, gen_stats)
+
+
+def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Module, z_dim: int,
+               loss: str, n_critic: int = 1, gp_weight: float = 10.0, clip: float = 0.0,
+               ema_decay: float = 0.999, output: str = "tanh") -> tuple[TrainState, dict]:
+  """``n_critic`` discriminator updates, one generator update, one EMA update; one step."""
+  gan_losses.check(loss)
+  real_all = critic_minibatches(to_model_range(batch["image"], output), n_critic)
+  m = real_all.shape[0]
+
+  names = ["d_real_raw", "d_fake_raw", "d_real", "d_fake", "disc_grad_norm", "disc_loss"]
+  if loss == "wgan_gp":
+    names += ["gp", "gp_grad_norm"]
+  sums = {k: jnp.zeros((), jnp.float32) for k in names}
+
+  def critic_step(i, carry):
+    state, sums = carry
+    z_key, eps_key = jax.random.split(jax.random.fold_in(state.step_key(0), i))
+    real = jax.lax.dynamic_index_in_dim(real_all, i, axis=1, keepdims=False)
+    fake, _ = _apply(gen, state.params[GEN], _stats(state, GEN), jax.random.normal(z_key, (m, z_dim)))
+    (value, (aux, disc_stats)), grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(
+        state.params[DISC], _stats(state, DISC), real, jax.lax.stop_gradient(fake),
+        jax.random.uniform(eps_key, (m,)), disc=disc, loss=loss, gp_weight=gp_weight)
+    state = _with_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC, disc_stats)
+    if clip:
+      state = state.replace(params={**state.params, DISC: clip_weights(state.params[DISC], clip)})
+    aux = aux | {"disc_grad_norm": optax.global_norm(grads), "disc_loss": value}
+    return state, {k: sums[k] + aux[k] for k in sums}
+
+  state, sums = jax.lax.fori_loop(0, n_critic, critic_step, (state, sums))
+  metrics = {k: v / n_critic for k, v in sums.items()}
+
+  z = jax.random.normal(state.step_key(1), (m, z_dim))
+  (g_value, (fake, gen_stats)), g_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
+      state.params[GEN], _stats(state, GEN), state.params[DISC], _stats(state, DISC), z,
+      gen=gen, disc=disc, loss=loss)
+  decay = ema_decay_at(state.step, ema_decay)
+  state = _with_stats(state.apply_gradients({GEN: g_grads}), GEN, gen_stats)
+  if "ema_gen" in state.extra:
+    state = state.replace(extra={**state.extra,
+                                 "ema_gen": ema_update(state.extra["ema_gen"], state.params[GEN], decay)})
+
+  unit = to_unit_range(fake, output)
+  metrics |= {"gen_loss": g_value, "gen_grad_norm": optax.global_norm(g_grads),
+              "fake_pixel_std": jnp.std(unit, axis=0).mean()}
+  metrics["loss"] = metrics["disc_loss"]
+  if loss in gan_losses.CRITIC_LOSSES:
+    metrics["wasserstein"] = metrics["d_real_raw"] - metrics["d_fake_raw"]
+  del metrics["d_real_raw"], metrics["d_fake_raw"]
+  return state, metrics
+
+
+def generate(state: TrainState, z: jax.Array, *, gen: nn.Module, ema: bool = True,
+             standing_num: int = 512) -> jax.Array:
+  """G(z) in the generator's output range, from the EMA weights if the state has them.
+
+  With batch norm, the generator normalizes with standing statistics: those of ``standing_num``
+  fixed noise vectors (a function of the run's key only) through the same weights.
+  """
+  params = state.extra["ema_gen"] if ema and "ema_gen" in state.extra else state.params[GEN]
+  stats = _stats(state, GEN)
+  if stats is None:
+    return _apply(gen, params, None, z, train=False)[0]
+  z_standing = jax.random.normal(jax.random.fold_in(state.key, _STANDING_SALT),
+                                 (standing_num, z.shape[-1]), z.dtype)
+  # momentum 0: the "running averages" after one batch are exactly that batch's statistics.
+  _, standing = _apply(gen.clone(bn_momentum=0.0), params, stats, z_standing, train=True)
+  return _apply(gen, params, standing, z, train=False)[0]
+
+
+def classifier_metrics(probs: jax.Array) -> dict[str, jax.Array]:
+  """Per-example scores of a batch of generated images from a classifier's p(y|x), (N, C).
+
+  ``cls_log_is``: KL(p(y|x_i) || p(y)) with p(y) the batch's mean prediction; its mean over a batch
+  is the log Inception Score of that batch. ``cls_modes``: the number of classes predicted at least
+  once in the batch (the same for every example of it). ``cls_max_prob``: the classifier's
+  confidence. Falling log IS or modes flag a collapsing generator at every evaluation.
+  """
+  marginal = probs.mean(axis=0)
+  log_is = jnp.sum(jax.scipy.special.xlogy(probs, probs) - jax.scipy.special.xlogy(probs, marginal),
+                   axis=-1)
+  counts = jax.nn.one_hot(jnp.argmax(probs, axis=-1), probs.shape[-1]).sum(axis=0)
+  modes = jnp.sum(counts > 0).astype(jnp.float32)
+  return {"cls_log_is": log_is, "cls_modes": jnp.full(probs.shape[:1], modes),
+          "cls_max_prob": probs.max(axis=-1)}
+
+
+def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module, disc: nn.Module,
+              z_dim: int, loss: str, output: str = "tanh", standing_num: int = 512,
+              classifier=None) -> dict[str, jax.Array]:
+  """Per-example metrics on test images and as many samples of the EMA generator.
+
+  ``d_real`` = D(x) on test images, ``d_fake`` = D(G(z)) (probabilities for logit losses, critic
+  values otherwise), ``disc_loss`` = D's loss on the pair (x_i, G(z_i)) (without penalty); with a
+  critic loss, ``wasserstein`` = f(x_i) - f(G(z_i)), whose mean is the critic's estimate of the
+  distance between the test set and the samples. With batch norm in D, the test batch and the
+  generated batch are normalized with their own statistics, as in training. With a ``classifier``
+  (a :class:`gen_jax.metrics.networks.FeatureNetwork`), the scores of :func:`classifier_metrics`
+  on the generated batch.
+  """
+  real = to_model_range(batch["image"], output)
+  z = jax.random.normal(key, (real.shape[0], z_dim))
+  fake = generate(state, z, gen=gen, standing_num=standing_num)
+  d_real, _ = _apply(disc, state.params[DISC], _stats(state, DISC), real)
+  d_fake, _ = _apply(disc, state.params[DISC], _stats(state, DISC), fake)
+  out = {"d_real": _outputs(loss, d_real), "d_fake": _outputs(loss, d_fake),
+         "disc_loss": gan_losses.disc_loss(loss, d_real, d_fake)}
+  if loss in gan_losses.CRITIC_LOSSES:
+    out["wasserstein"] = d_real - d_fake
+  if classifier is not None:
+    out |= classifier_metrics(classifier.apply(to_unit_range(fake, output))[1])
+  return out
+
+
+def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, gen: nn.Module, z_dim: int,
+                  classifier, output: str = "tanh", standing_num: int = 512,
+                  num_samples: int = 10_000, batch_size: int = 1000, num_splits: int = 10,
+                  seed: int = 0) -> dict[str, float]:
+  """Classifier Inception Score (mean and std over ``num_splits`` splits, Salimans et al.) and mode
+  coverage of ``num_samples`` samples of the EMA generator; run once at the end of a run."""
+  del eval_metrics
+  from gen_jax.metrics import classifier as cls_metrics  # pylint: disable=g-import-not-at-top
+  fn = jax.jit(lambda st, k: classifier.apply(
+      sample(st, k, batch_size, gen=gen, z_dim=z_dim, output=output, standing_num=standing_num))[1])
+  key = jax.random.PRNGKey(seed)
+  probs = np.concatenate([np.asarray(jax.device_get(fn(state, jax.random.fold_in(key, i))))
+                          for i in range(-(-num_samples // batch_size))])[:num_samples]
+  is_mean, is_std = cls_metrics.inception_score(probs, num_splits=num_splits)
+  coverage = cls_metrics.mode_coverage(cls_metrics.label_histogram(probs))
+  out = {"eval/inception_score": is_mean, "eval/inception_score_std": is_std,
+         "eval/modes_covered": coverage["modes_covered"],
+         "eval/label_kl_to_uniform": coverage["kl_to_uniform"], "eval/is_num_samples": num_samples}
+  logging.info("%s on %d samples: Inception Score %.3f +- %.3f, %d classes present, KL(labels || "
+               "uniform) %.4f", classifier.name, num_samples, is_mean, is_std,
+               coverage["modes_covered"], coverage["kl_to_uniform"])
+  return out
+
+
+def sample(state: TrainState, key: jax.Array, num: int, *, gen: nn.Module, z_dim: int,
+           output: str = "tanh", standing_num: int = 512) -> jax.Array:
+  """``num`` images in [0, 1] from the EMA generator, z ~ N(0, I)."""
+  z = jax.random.normal(key, (num, z_dim))
+  return to_unit_range(generate(state, z, gen=gen, standing_num=standing_num), output)
+
+
+# ---------------------------------------------------------------------------------------------
+# From a config.
+
+
+def create_models(config: ml_collections.ConfigDict,
+                  image_shape: Sequence[int]) -> tuple[nn.Module, nn.Module]:
+  m = config.model
+  gen = gan_models.make_generator(
+      m.arch, image_shape=image_shape, hidden=m.get("gen_hidden", (128, 256)),
+      channels=m.get("gen_channels", (128, 64)), output=m.get("gen_output", "tanh"),
+      norm=m.get("gen_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9))
+  disc = gan_models.make_discriminator(
+      m.arch, hidden=m.get("disc_hidden", (256, 128)), channels=m.get("disc_channels", (64, 128)),
+      norm=m.get("disc_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9))
+  return gen, disc
+
+
+def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
+  """The GAN family of ``config``: ``config.optimizer`` trains the generator and
+  ``config.disc_optimizer`` (same fields) the discriminator."""
+  m = config.model
+  gan_losses.check(m.loss)
+  if "disc_optimizer" not in config:
+    raise ValueError("a GAN config needs config.disc_optimizer (the discriminator's optimizer, "
+                     "same fields as config.optimizer, which trains the generator).")
+  n_critic = m.get("n_critic", 1)
+  if n_critic < 1 or config.batch_size % n_critic:
+    raise ValueError(f"batch_size={config.batch_size} must be a positive multiple of "
+                     f"model.n_critic={n_critic}: the n_critic discriminator steps each take "
+                     "batch_size / n_critic real images.")
+  if m.loss == "wgan_gp" and m.arch == "dcgan" and m.get("disc_norm", "batch") == "batch":
+    raise ValueError("the gradient penalty (model.loss='wgan_gp') needs a critic without batch "
+                     "norm: set model.disc_norm='layer' (Gulrajani et al.) or 'none'.")
+  if m.get("clip", 0.0) and m.loss != "wasserstein":
+    raise ValueError(f"model.clip={m.clip} (weight clipping) belongs to model.loss='wasserstein'; "
+                     f"set model.clip=0 for loss {m.loss!r}.")
+  gen, disc = create_models(config, image_shape)
+  output = m.get("gen_output", "tanh")
+  ema_decay = m.get("ema_decay", 0.999)
+  standing_num = m.get("standing_stats_num", 512)
+  classifier = None
+  if config.eval.get("classifier", ""):
+    from gen_jax.metrics import networks  # pylint: disable=g-import-not-at-top
+    classifier = networks.load(config.eval.classifier)
+    if tuple(classifier.image_shape) != tuple(image_shape):
+      raise ValueError(f"eval.classifier={config.eval.classifier!r} takes {classifier.image_shape} "
+                       f"images but the data are {tuple(image_shape)}; set --config.eval.classifier "
+                       "to a network of this dataset, or '' for none.")
+  p = functools.partial
+  return Family(
+      init=p(init_state, gen=gen, disc=disc, z_dim=m.z_dim, tx_gen=optim.make(config.optimizer),
+             tx_disc=optim.make(config.disc_optimizer), image_shape=tuple(image_shape),
+             ema=ema_decay > 0),
+      train_step=p(train_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, n_critic=n_critic,
+                   gp_weight=m.get("gp_weight", 10.0), clip=m.get("clip", 0.0),
+                   ema_decay=ema_decay, output=output),
+      eval_step=p(eval_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, output=output,
+                  standing_num=standing_num, classifier=classifier),
+      sample=p(sample, gen=gen, z_dim=m.z_dim, output=output, standing_num=standing_num),
+      final_metrics=None if classifier is None else p(
+          final_metrics, gen=gen, z_dim=m.z_dim, classifier=classifier, output=output,
+          standing_num=standing_num, num_samples=config.eval.get("is_num_samples", 10_000),
+          seed=config.eval.get("is_seed", 0)),
+  )

@@ -1,0 +1,466 @@
+"""The GAN family: losses against hand computations, the step's bookkeeping, the models' shapes,
+and the whole loop (real MNIST; mock CIFAR-10 and CelebA)."""
+
+import functools
+import json
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import tiny_config
+from gen_jax import checkpoint, data, gan_losses, train
+from gen_jax.models import gan as gm
+from gen_jax.steps import gan
+
+SHAPE = (28, 28, 1)
+REAL = np.array([0.0, 2.0, -1.0, 30.0], np.float32)
+FAKE = np.array([0.0, -3.0, 1.0, -30.0], np.float32)
+
+
+# Test inputs come from NumPy: an eager jax.random call compiles its own kernels (seconds each on
+# a loaded 2-core machine).
+def _normal(seed, shape):
+  return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _uniform(seed, shape):
+  return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+
+
+def _sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses.
+
+
+@pytest.mark.parametrize("kind, disc_expected, gen_expected", [
+    # -log D(x) - log(1 - D(G(z))), from the probabilities.
+    ("minimax", -np.log(_sigmoid(REAL)) - np.log(1 - _sigmoid(FAKE)), np.log(1 - _sigmoid(FAKE))),
+    ("non_saturating", -np.log(_sigmoid(REAL)) - np.log(1 - _sigmoid(FAKE)), -np.log(_sigmoid(FAKE))),
+    ("wasserstein", FAKE - REAL, -FAKE),
+    ("wgan_gp", FAKE - REAL, -FAKE),
+    ("hinge", np.maximum(0, 1 - REAL) + np.maximum(0, 1 + FAKE), -FAKE),
+])
+def test_losses_match_their_definitions_on_fixed_logits(kind, disc_expected, gen_expected):
+  d = gan_losses.disc_loss(kind, jnp.asarray(REAL), jnp.asarray(FAKE))
+  g = gan_losses.gen_loss(kind, jnp.asarray(FAKE))
+  np.testing.assert_allclose(d, disc_expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(g, gen_expected, rtol=1e-5, atol=1e-6)
+
+
+def test_losses_known_values_by_hand():
+  r, f = jnp.array([0.0, 2.0, -1.0]), jnp.array([0.0, -3.0, 1.0])
+  # D(x) = D(G(z)) = 1/2: each term is log 2.
+  assert float(gan_losses.disc_loss("minimax", r, f)[0]) == pytest.approx(2 * np.log(2), rel=1e-6)
+  assert float(gan_losses.gen_loss("minimax", f)[0]) == pytest.approx(-np.log(2), rel=1e-6)
+  np.testing.assert_allclose(gan_losses.disc_loss("hinge", r, f), [2.0, 0.0, 4.0])
+  np.testing.assert_allclose(gan_losses.disc_loss("wasserstein", r, f), [0.0, -5.0, 2.0])
+  # Saturation: with D(G(z)) ~ e^-30 the minimax generator loss is flat, the non-saturating one is
+  # ~30 with gradient ~ -1.
+  grad_mm = jax.grad(lambda v: gan_losses.gen_loss("minimax", v).sum())(jnp.array([-30.0]))
+  grad_ns = jax.grad(lambda v: gan_losses.gen_loss("non_saturating", v).sum())(jnp.array([-30.0]))
+  assert abs(float(grad_mm[0])) < 1e-12 and float(grad_ns[0]) == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_unknown_loss_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown GAN loss 'wgan-gp'.*wgan_gp"):
+    gan_losses.disc_loss("wgan-gp", jnp.zeros(2), jnp.zeros(2))
+
+
+def _images(seed, n=4, shape=(3, 3, 2)):
+  return _normal(seed, (n, *shape))
+
+
+def test_gradient_penalty_of_a_linear_critic_is_the_weight_norm_for_every_example():
+  w = _images(0, 1)[0]
+  real, fake, eps = _images(1), _images(2), _uniform(3, (4,))
+  gp = jax.jit(functools.partial(gan_losses.gradient_penalty, lambda x: jnp.sum(x * w, axis=(1, 2, 3))))
+  penalty, norms = gp(real, fake, eps)
+  norm_w = np.linalg.norm(np.asarray(w, np.float64))
+  np.testing.assert_allclose(norms, np.full(4, norm_w), rtol=1e-5)
+  np.testing.assert_allclose(penalty, np.full(4, (norm_w - 1) ** 2), rtol=1e-4)
+
+
+def test_gradient_penalty_mixes_each_example_with_one_weight():
+  # critic(x) = |x|^2 / 2 has gradient x: the penalty sees the interpolate itself.
+  real, fake = _images(1), _images(2)
+  eps = jnp.array([0.0, 0.25, 0.5, 1.0])
+  gp = jax.jit(functools.partial(gan_losses.gradient_penalty,
+                                 lambda x: 0.5 * jnp.sum(x ** 2, axis=(1, 2, 3))))
+  penalty, norms = gp(real, fake, eps)
+  r, f, e = (np.asarray(a, np.float64) for a in (real, fake, eps))
+  hand = np.array([np.linalg.norm(e[i] * r[i] + (1 - e[i]) * f[i]) for i in range(4)])
+  np.testing.assert_allclose(norms, hand, rtol=1e-5)
+  np.testing.assert_allclose(penalty, (hand - 1) ** 2, rtol=1e-4)
+  # eps = 0 and 1 give the fake and the real example exactly.
+  np.testing.assert_allclose(norms[0], np.linalg.norm(f[0]), rtol=1e-5)
+  np.testing.assert_allclose(norms[3], np.linalg.norm(r[3]), rtol=1e-5)
+  # A weight per pixel (the classic bug) puts the points elsewhere and changes the penalty.
+  per_pixel = _uniform(4, real.shape)
+  wrong = np.linalg.norm((per_pixel * real + (1 - per_pixel) * fake).reshape(4, -1), axis=1)
+  assert not np.allclose(wrong, hand, rtol=1e-2)
+  with pytest.raises(ValueError, match="one weight per example"):
+    gan_losses.interpolate(real, fake, per_pixel)
+
+
+def test_discriminator_loss_with_penalty_matches_a_hand_computation():
+  disc = gm.MLPDiscriminator(hidden=())    # linear: f(x) = <w, x> + b, gradient w everywhere
+  real, fake = (_uniform(i, (6, *SHAPE)) for i in (0, 1))
+  params = jax.jit(disc.init)(jax.random.PRNGKey(2), real)["params"]
+  eps = _uniform(3, (6,))
+  value, (aux, stats) = jax.jit(functools.partial(gan.disc_loss_fn, disc=disc, loss="wgan_gp",
+                                                 gp_weight=10.0))(params, None, real, fake, eps)
+  w = np.asarray(params["Dense_0"]["kernel"], np.float64)[:, 0]
+  b = float(params["Dense_0"]["bias"][0])
+  f = lambda x: np.asarray(x, np.float64).reshape(6, -1) @ w + b
+  norm_w = np.linalg.norm(w)
+  hand = np.mean(f(fake) - f(real)) + 10.0 * (norm_w - 1) ** 2
+  assert stats is None
+  assert float(value) == pytest.approx(hand, rel=1e-4)
+  assert float(aux["gp_grad_norm"]) == pytest.approx(norm_w, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The step.
+
+
+def _mlp(**kw):
+  gen = gm.MLPGenerator(hidden=(16,), image_shape=SHAPE, output="sigmoid")
+  disc = gm.MLPDiscriminator(hidden=(16,))
+  statics = dict(gen=gen, disc=disc, z_dim=8, loss="non_saturating", output="sigmoid") | kw
+  return gen, disc, statics
+
+
+def _state(gen, disc, tx=None, seed=0):
+  """A fresh state, initialized in one jitted call (op-by-op init compiles every op on its own)."""
+  tx = tx or optax.adam(1e-3)
+  return jax.jit(functools.partial(gan.init_state, gen=gen, disc=disc, z_dim=8, tx_gen=tx,
+                                   tx_disc=tx, image_shape=SHAPE))(jax.random.PRNGKey(seed))
+
+
+def _batch(n, seed=0):
+  return {"image": _uniform(seed, (n, *SHAPE))}
+
+
+def test_critic_minibatches_split_the_batch_by_stride():
+  x = jnp.arange(12)
+  out = gan.critic_minibatches(x, 3)
+  for i in range(3):
+    np.testing.assert_array_equal(out[:, i], np.arange(i, 12, 3))
+  with pytest.raises(ValueError, match="batch_size=10 is not a multiple of model.n_critic=3"):
+    gan.critic_minibatches(jnp.arange(10), 3)
+
+
+@pytest.fixture(scope="module")
+def three_states():
+  """s0 and two steps s1, s2 of an MLP GAN with n_critic = 3 (one compilation for the tests)."""
+  gen, disc, statics = _mlp(n_critic=3, ema_decay=0.999)
+  step = jax.jit(functools.partial(gan.train_step, **statics))
+  s0 = _state(gen, disc)
+  s1, _ = step(s0, _batch(12))
+  s2, metrics = step(s1, _batch(12, 1))
+  return s0, s1, s2, metrics
+
+
+def test_n_critic_discriminator_updates_per_generator_update(three_states):
+  *_, state, metrics = three_states
+  assert int(state.step) == 2
+  assert int(state.opt_state["disc"][0].count) == 6      # Adam's update counter
+  assert int(state.opt_state["gen"][0].count) == 2
+  assert set(metrics) >= {"loss", "disc_loss", "gen_loss", "d_real", "d_fake", "disc_grad_norm",
+                          "gen_grad_norm", "fake_pixel_std"}
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+
+
+def test_ema_decay_schedule_and_update_formula(three_states):
+  decay = lambda s: float(gan.ema_decay_at(s, 0.999))
+  assert decay(0) == pytest.approx(0.1) and decay(8) == pytest.approx(0.5)
+  assert decay(80) == pytest.approx(0.9) and decay(10 ** 6) == pytest.approx(0.999)
+  ema, p = {"a": jnp.array([1.0, 2.0])}, {"a": jnp.array([3.0, -2.0])}
+  np.testing.assert_allclose(gan.ema_update(ema, p, 0.25)["a"], [0.25 * 1 + 0.75 * 3, 0.25 * 2 - 0.75 * 2])
+  # Through the step: after step t the EMA is decay_t * EMA + (1 - decay_t) * new G params.
+  s0, s1, s2, _ = three_states
+  for before, after, d in ((s0, s1, 0.1), (s1, s2, 2 / 11)):
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * p, before.extra["ema_gen"], after.params["gen"])
+    for a, b in zip(jax.tree.leaves(after.extra["ema_gen"]), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert not np.allclose(jax.tree.leaves(s2.extra["ema_gen"])[0], jax.tree.leaves(s2.params["gen"])[0])
+
+
+def test_weight_clipping_keeps_every_critic_weight_in_bounds():
+  gen, disc, statics = _mlp(loss="wasserstein", clip=0.01, n_critic=2)
+  s0 = _state(gen, disc, tx=optax.rmsprop(0.05))
+  state, _ = jax.jit(functools.partial(gan.train_step, **statics))(s0, _batch(8))
+  flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])
+  assert np.abs(flat(s0.params["disc"])).max() > 0.05            # the initial weights exceed it
+  leaves = flat(state.params["disc"])
+  assert np.abs(leaves).max() <= 0.01 and np.mean(np.abs(leaves) == 0.01) > 0.5
+
+
+def test_gradient_penalty_refuses_a_batch_norm_critic():
+  gen = gm.DCGANGenerator(channels=(8, 4), image_shape=SHAPE)
+  disc = gm.DCGANDiscriminator(channels=(4, 8), norm="batch")
+  state = jax.eval_shape(functools.partial(
+      gan.init_state, gen=gen, disc=disc, z_dim=8, tx_gen=optax.adam(1e-3),
+      tx_disc=optax.adam(1e-3)), jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match="disc_norm='layer'"):
+    jax.eval_shape(functools.partial(gan.train_step, gen=gen, disc=disc, z_dim=8, loss="wgan_gp"),
+                   state, _batch(4))
+
+
+def test_samples_of_a_batch_norm_generator_do_not_depend_on_each_other():
+  # Standing statistics: G(z_i) is the same whether drawn alone or with others.
+  gen = gm.DCGANGenerator(channels=(8, 4), image_shape=SHAPE)
+  state = _state(gen, gm.DCGANDiscriminator(channels=(4, 8)))
+  z = _normal(1, (16, 8))
+  others = np.concatenate([z[:2], _normal(2, (14, 8))])   # the same first two, other companions
+  g = jax.jit(functools.partial(gan.generate, gen=gen, standing_num=64))
+  a, b = g(state, z), g(state, others)
+  np.testing.assert_allclose(a[:2], b[:2], atol=1e-6)
+  assert not np.allclose(a[2:], b[2:], atol=1e-3) and a.shape == (16, *SHAPE)
+
+
+def test_classifier_scores_of_a_batch():
+  # Two classes, each predicted with certainty by half of the batch: IS = 2, two modes.
+  probs = jnp.array([[1.0, 0, 0], [0, 1.0, 0], [1.0, 0, 0], [0, 1.0, 0]])
+  out = gan.classifier_metrics(probs)
+  np.testing.assert_allclose(out["cls_log_is"], np.full(4, np.log(2)), rtol=1e-6)
+  np.testing.assert_array_equal(out["cls_modes"], [2, 2, 2, 2])
+  # One image everywhere (a collapsed generator): log IS 0, one mode.
+  out = gan.classifier_metrics(jnp.tile(jnp.array([[0.2, 0.7, 0.1]]), (4, 1)))
+  np.testing.assert_allclose(out["cls_log_is"], np.zeros(4), atol=1e-6)
+  np.testing.assert_array_equal(out["cls_modes"], [1, 1, 1, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Models.
+
+
+def test_matmul_convolutions_equal_lax_convolutions():
+  dn = ("NHWC", "HWIO", "NHWC")
+
+  @jax.jit
+  def both(x, k):
+    return (gm.conv_4x4_stride2(x, k),
+            jax.lax.conv_general_dilated(x, k, (2, 2), "SAME", dimension_numbers=dn),
+            gm.conv_transpose_4x4_stride2(x, k),
+            jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=dn))
+
+  for shape in [(14, 14, 5), (7, 7, 4), (8, 6, 3), (1, 1, 2)]:   # even, odd, non-square, 1x1
+    x, k = _normal(0, (2, *shape)), _normal(1, (4, 4, shape[-1], 3))
+    conv, conv_ref, deconv, deconv_ref = both(x, k)
+    assert conv.shape == conv_ref.shape and deconv.shape == deconv_ref.shape == (2, 2 * shape[0], 2 * shape[1], 3)
+    np.testing.assert_allclose(conv, conv_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(deconv, deconv_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_modules_have_the_parameters_of_flax_convolutions():
+  x = jnp.zeros((1, 8, 8, 3))
+  for mine, theirs in ((gm.Conv2x(5), nn.Conv(5, (4, 4), (2, 2), "SAME")),
+                       (gm.ConvTranspose2x(5), nn.ConvTranspose(5, (4, 4), (2, 2), "SAME"))):
+    a = jax.eval_shape(mine.init, jax.random.PRNGKey(0), x)
+    b = jax.eval_shape(theirs.init, jax.random.PRNGKey(0), x)
+    assert jax.tree.map(lambda v: v.shape, a) == jax.tree.map(lambda v: v.shape, b)
+
+
+@pytest.mark.parametrize("name, shape", [("dcgan_mnist", (28, 28, 1)), ("dcgan_cifar10", (32, 32, 3)),
+                                         ("dcgan_celeba64", (64, 64, 3)), ("gan_mnist", (28, 28, 1))])
+def test_config_networks_have_the_data_shapes(name, shape):
+  import importlib
+  config = importlib.import_module(f"configs.{name}").get_config()
+  gen, disc = gan.create_models(config, shape)
+  z = jnp.zeros((3, config.model.z_dim))
+  g_vars = jax.eval_shape(functools.partial(gen.init, train=True), jax.random.PRNGKey(0), z)
+  x = jax.eval_shape(functools.partial(gen.apply, train=False), g_vars, z)
+  assert x.shape == (3, *shape)
+  d_vars = jax.eval_shape(functools.partial(disc.init, train=True), jax.random.PRNGKey(0), x)
+  assert jax.eval_shape(functools.partial(disc.apply, train=False), d_vars, x).shape == (3,)
+
+
+def test_generator_that_cannot_make_the_data_shape_is_a_clear_error():
+  with pytest.raises(ValueError, match="not divisible by 8"):
+    gm.DCGANGenerator(channels=(8, 8, 8), image_shape=(28, 28, 1)).init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+
+
+def test_center_crop_resize_keeps_the_center_square():
+  images = np.zeros((2, 218, 178, 3), np.uint8)
+  images[:, 39:179, 19:159] = 200                  # exactly the central 140 x 140 square
+  images[1, 39:109, 19:159, 0] = 100               # its top half red channel
+  out = data.center_crop_resize(images, crop=140, size=64)
+  assert out.shape == (2, 64, 64, 3) and out.dtype == np.uint8
+  assert np.all(out[0] == 200)
+  assert np.all(out[1, :30, :, 0] == 100) and np.all(out[1, 34:, :, 0] == 200)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def _rows(workdir):
+  return [json.loads(line) for line in pathlib.Path(workdir, "metrics.jsonl").read_text().splitlines()]
+
+
+def _tiny(name="gan_mnist", **overrides):
+  small = {"model.gen_hidden": (32,), "model.disc_hidden": (32,), "model.z_dim": 16,
+           "model.gen_channels": (8, 4), "model.disc_channels": (4, 8), "model.standing_stats_num": 64,
+           "eval.classifier": ""}
+  return tiny_config(name, **(small | overrides))
+
+
+def _final_state(workdir, config):
+  run = train._setup(config)
+  state = jax.jit(run.family.init)(run.keys["init"])
+  ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
+  try:
+    return ckpt.latest_step(), jax.device_get(ckpt.restore(state))
+  finally:
+    ckpt.close()
+
+
+@pytest.mark.slow
+def test_run_logs_both_networks_and_the_classifier_scores(tfds_dir, tmp_path):
+  final = train.train_and_evaluate(
+      _tiny(**{"eval.classifier": "mnist-cnn-v1", "eval.is_num_samples": 2000}), str(tmp_path))
+  rows = _rows(tmp_path)
+  train_rows = [r for r in rows if "train/loss" in r]
+  assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
+  for key in ("disc_loss", "gen_loss", "d_real", "d_fake", "disc_grad_norm", "gen_grad_norm",
+              "fake_pixel_std"):
+    assert all(np.isfinite(r[f"train/{key}"]) for r in train_rows), key
+  assert all(0 < r["train/d_real"] < 1 and r["train/loss"] == r["train/disc_loss"] for r in train_rows)
+  eval_rows = [r for r in rows if "eval/d_real" in r]
+  assert [r["step"] for r in eval_rows] == [10, 20]
+  assert 1 <= eval_rows[-1]["eval/cls_modes"] <= 10 and eval_rows[-1]["eval/cls_log_is"] >= 0
+  assert 1.0 <= final["eval/inception_score"] <= 10.0 and 1 <= final["eval/modes_covered"] <= 10
+  assert sorted(p.name for p in tmp_path.glob("*.png")) == ["samples_00000010.png",
+                                                            "samples_00000020.png"]
+
+
+def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
+  config = functools.partial(_tiny, **{"model.n_critic": 2})
+  full, part = tmp_path / "full", tmp_path / "part"
+  train.train_and_evaluate(config(), str(full))
+  train.train_and_evaluate(config(num_steps=10), str(part))
+  assert _final_state(part, config())[0] == 10
+  train.train_and_evaluate(config(), str(part))
+  (step_a, state_a), (step_b, state_b) = _final_state(full, config()), _final_state(part, config())
+  assert step_a == step_b == 20
+  leaves_a, leaves_b = jax.tree.leaves(state_a), jax.tree.leaves(state_b)
+  assert len(leaves_a) == len(leaves_b) and "ema_gen" in state_a.extra
+  for a, b in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_one_and_eight_devices_give_the_same_losses(tfds_dir, tmp_path):
+  train.train_and_evaluate(_tiny(), str(tmp_path / "d1"))
+  train.train_and_evaluate(_tiny(**{"mesh.shape": (8,)}), str(tmp_path / "d8"))
+  one, eight = _rows(tmp_path / "d1"), _rows(tmp_path / "d8")
+  assert len(one) == len(eight)
+  for r1, r8 in zip(one, eight):
+    for k in r1:
+      if "per_sec" not in k:
+        assert r8[k] == pytest.approx(r1[k], rel=1e-5, abs=1e-5), (r1["step"], k)
+
+
+@pytest.mark.slow
+def test_batch_norm_step_is_the_same_on_one_and_eight_devices():
+  from gen_jax import sharding
+  from ml_collections import ConfigDict
+  gen = gm.DCGANGenerator(channels=(8, 4), image_shape=SHAPE)
+  disc = gm.DCGANDiscriminator(channels=(4, 8))
+  state = _state(gen, disc)
+  step = jax.jit(functools.partial(gan.train_step, gen=gen, disc=disc, z_dim=8,
+                                   loss="non_saturating", n_critic=2))
+  batch = _batch(32)
+  mesh = sharding.make_mesh(ConfigDict(dict(shape=(8,), axes=("data",), data_axis="data")))
+  sharded = jax.device_put(batch, sharding.data_sharded(mesh, "data"))
+  (s1, m1), (s8, m8) = step(state, batch), step(jax.device_put(state, sharding.replicated(mesh)), sharded)
+  for k in m1:
+    assert float(m8[k]) == pytest.approx(float(m1[k]), rel=1e-5, abs=1e-6), k
+  for a, b in zip(jax.tree.leaves(s1.extra["batch_stats"]), jax.tree.leaves(s8.extra["batch_stats"])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_gan_configs_are_clear_errors():
+  from gen_jax.steps import gan as gan_steps
+  cases = [({"model.n_critic": 3}, "batch_size=32 must be a positive multiple of model.n_critic=3"),
+           ({"model.loss": "wgan_gp", "model.arch": "dcgan"}, "disc_norm='layer'"),
+           ({"model.clip": 0.01}, "weight clipping")]
+  for overrides, message in cases:
+    with pytest.raises(ValueError, match=message):
+      gan_steps.from_config(_tiny(**overrides), SHAPE)
+  config = _tiny()
+  del config.disc_optimizer
+  with pytest.raises(ValueError, match="config.disc_optimizer"):
+    gan_steps.from_config(config, SHAPE)
+  with pytest.raises(ValueError, match="takes \\(28, 28, 1\\) images but the data are \\(32, 32, 3\\)"):
+    gan_steps.from_config(_tiny(**{"eval.classifier": "mnist-cnn-v1"}), (32, 32, 3))
+
+
+GAN_CONFIGS = ["gan_mnist", "dcgan_mnist", "wgan_mnist", "wgan_gp_mnist", "dcgan_fashion_mnist",
+               "wgan_gp_fashion_mnist"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GAN_CONFIGS)
+def test_every_config_runs_through_the_loop(tfds_dir, tmp_path, name):
+  config = _tiny(name, num_steps=4, steps_per_dispatch=2, **{"eval.every_steps": 4,
+                                                               "checkpoint.every_steps": 4})
+  config.batch_size = 8 * config.model.n_critic
+  train.train_and_evaluate(config, str(tmp_path))
+  rows = _rows(tmp_path)
+  assert [r["step"] for r in rows if "train/loss" in r] == [2, 4]
+  assert all(np.isfinite(v) for r in rows for v in r.values())
+  assert (tmp_path / "samples_00000004.png").exists()
+
+
+@pytest.fixture
+def mock_tfds(monkeypatch, tmp_path):
+  """tfds.testing.mock_data with random images, for datasets that are not on this machine.
+
+  TFDS 4.9's mock sets ``__getitems__`` on a MagicMock without binding ``self``; call it right."""
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.testing import mocking
+  monkeypatch.setattr(mocking, "_getitems",
+                      lambda *args, generator, serialized=False: [generator[k] for k in args[-1]])
+  monkeypatch.setenv("GEN_JAX_CACHE_DIR", str(tmp_path / "cache"))   # never cache random images
+  with tfds.testing.mock_data(num_examples=64):
+    yield
+
+
+MOCK = [("dcgan_cifar10", "cifar10", (32, 32, 3)), ("dcgan_celeba64", "celeb_a64", (64, 64, 3))]
+
+
+@pytest.mark.parametrize("name, dataset, shape", MOCK)
+def test_mock_datasets_load_with_the_config_shapes(mock_tfds, name, dataset, shape):
+  config = _tiny(name)
+  assert config.dataset.name == dataset
+  mesh = train.sharding.make_mesh(config.mesh)
+  split = data.load_split(dataset, "train", mesh=mesh, data_axis="data", cache=False)
+  assert split.image_shape == shape and split.num_examples == 64 and split.images.dtype == jnp.uint8
+  # (test_config_networks_have_the_data_shapes checks that the config's networks make this shape)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, dataset, shape", MOCK)
+def test_mock_data_through_the_loop(mock_tfds, tmp_path, name, dataset, shape):
+  layers = {32: 3, 64: 4}[shape[0]]      # as in the config, with 4 or 8 channels per layer
+  config = _tiny(name, num_steps=2, steps_per_dispatch=1, batch_size=16,
+                 **{"eval.every_steps": 2, "checkpoint.every_steps": 2, "eval.batch_size": 32,
+                    "dataset.cache": False, "model.gen_channels": (8,) * layers,
+                    "model.disc_channels": (4,) * layers})
+  train.train_and_evaluate(config, str(tmp_path))
+  rows = _rows(tmp_path)
+  assert [r["step"] for r in rows if "train/loss" in r] == [1, 2]
+  assert all(np.isfinite(v) for r in rows for v in r.values())
+  from PIL import Image
+  grid = np.asarray(Image.open(tmp_path / "samples_00000002.png"))
+  assert grid.ndim == 3 and grid.shape[-1] == 3
