@@ -24,7 +24,7 @@ def base() -> ml_collections.ConfigDict:
       disc_channels=(64, 128),       # dcgan: conv 64, conv 128, dense to 1
       gen_output="tanh",             # 'tanh' (data mapped to [-1, 1]) or 'sigmoid' ([0, 1])
       gen_norm="batch",              # batch, layer or none (dcgan)
-      disc_norm="batch",
+      disc_norm="batch",             # batch, layer, spectral or none (dcgan)
       bn_momentum=0.9,               # running averages (kept, not used for sampling)
       n_critic=1,                    # discriminator steps per generator step
       gp_weight=10.0,                # lambda of the gradient penalty (loss 'wgan_gp')

@@ -215,6 +215,32 @@ def test_gradient_penalty_refuses_a_batch_norm_critic():
                    state, _batch(4))
 
 
+def test_spectral_norm_critic_divides_by_the_top_singular_value():
+  disc = gm.DCGANDiscriminator(channels=(4, 8), norm="spectral")
+  x = _uniform(0, (4, *SHAPE))
+  variables = jax.jit(disc.init)(jax.random.PRNGKey(0), x)
+
+  @jax.jit
+  def power_iterations(variables):   # 300 calls, one power iteration each
+    def body(_, stats):
+      return disc.apply({"params": variables["params"], "batch_stats": stats}, x,
+                        mutable=["batch_stats"])[1]["batch_stats"]
+    return jax.lax.fori_loop(0, 300, body, variables["batch_stats"])
+
+  stats = power_iterations(variables)
+  kernel = np.asarray(variables["params"]["Conv2x_1"]["kernel"], np.float64)
+  sigma = float(stats["SpectralNorm_1"]["Conv2x_1/kernel/sigma"])
+  assert sigma == pytest.approx(np.linalg.svd(kernel.reshape(-1, 8), compute_uv=False)[0], rel=1e-3)
+  # A penalty on a spectrally normalized critic is allowed (its examples are independent).
+  gen = gm.DCGANGenerator(channels=(8, 4), image_shape=SHAPE)
+  state = jax.eval_shape(functools.partial(
+      gan.init_state, gen=gen, disc=disc, z_dim=8, tx_gen=optax.adam(1e-3),
+      tx_disc=optax.adam(1e-3)), jax.random.PRNGKey(0))
+  _, metrics = jax.eval_shape(functools.partial(gan.train_step, gen=gen, disc=disc, z_dim=8,
+                                                loss="wgan_gp"), state, _batch(4))
+  assert "gp" in metrics
+
+
 def test_samples_of_a_batch_norm_generator_do_not_depend_on_each_other():
   # Standing statistics: G(z_i) is the same whether drawn alone or with others.
   gen = gm.DCGANGenerator(channels=(8, 4), image_shape=SHAPE)

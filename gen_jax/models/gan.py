@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 OUTPUTS = ("sigmoid", "tanh")
-NORMS = ("batch", "layer", "none")
+NORMS = ("batch", "layer", "spectral", "none")
 _INIT = nn.initializers.normal(0.02)   # Radford et al.: all weights ~ N(0, 0.02)
 
 
@@ -187,7 +187,9 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
   """Image -> 4x4 stride-2 convs with ``channels`` -> dense to one raw output per example, (batch,).
 
-  Leaky ReLU (0.2) throughout; ``norm`` on every conv layer but the first (Radford et al.).
+  Leaky ReLU (0.2) throughout. ``norm``: 'batch' or 'layer' normalization on every conv layer but
+  the first (Radford et al.); 'spectral' divides every layer's weights by their largest singular
+  value instead (Miyato et al. 2018; one power iteration per call, its vectors in ``batch_stats``).
   """
   channels: Sequence[int] = (64, 128)
   norm: str = "batch"
@@ -195,13 +197,18 @@ class DCGANDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    spectral = self.norm == "spectral"
+
+    def layer(module, h):
+      return nn.SpectralNorm(module)(h, update_stats=train) if spectral else module(h)
+
     h = x
     for i, c in enumerate(self.channels):
-      h = Conv2x(c)(h)
-      if i:
+      h = layer(Conv2x(c), h)
+      if i and not spectral:
         h = _normalize(h, self.norm, train, self.bn_momentum)
       h = nn.leaky_relu(h, 0.2)
-    return nn.Dense(1, kernel_init=_INIT)(h.reshape(h.shape[0], -1))[:, 0]
+    return layer(nn.Dense(1, kernel_init=_INIT), h.reshape(h.shape[0], -1))[:, 0]
 
 
 ARCHS = ("mlp", "dcgan")
@@ -213,6 +220,9 @@ def make_generator(arch: str, *, image_shape: Sequence[int], hidden: Sequence[in
   if output not in OUTPUTS:
     raise ValueError(f"unknown generator output {output!r} (config.model.gen_output); "
                      f"choose one of {', '.join(OUTPUTS)}.")
+  if norm not in ("batch", "layer", "none"):
+    raise ValueError(f"unknown generator normalization {norm!r} (config.model.gen_norm); "
+                     "choose batch, layer or none.")
   if arch == "mlp":
     return MLPGenerator(hidden=tuple(hidden), image_shape=tuple(image_shape), output=output)
   if arch == "dcgan":

@@ -178,17 +178,18 @@ def critic_minibatches(x: jax.Array, n_critic: int) -> jax.Array:
 def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps: jax.Array, *,
                  disc: nn.Module, loss: str, gp_weight: float = 10.0):
   """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts."""
+  stats_in = disc_stats
   d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
   d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
   value = gan_losses.disc_loss(loss, d_real, d_fake).mean()
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
          "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
   if loss == "wgan_gp":
-    if disc_stats is not None:
+    if getattr(disc, "norm", "none") == "batch":
       raise ValueError("the gradient penalty needs a critic that treats examples independently; "
-                       "set model.disc_norm='layer' or 'none' (not 'batch').")
+                       "set model.disc_norm='layer', 'spectral' or 'none' (not 'batch').")
     penalty, norms = gan_losses.gradient_penalty(
-        lambda v: _apply(disc, disc_params, None, v)[0], real, fake, eps)
+        lambda v: _apply(disc, disc_params, stats_in, v)[0], real, fake, eps)
     value = value + gp_weight * penalty.mean()
     aux |= {"gp": penalty.mean(), "gp_grad_norm": norms.mean()}
   return value, (aux, disc_stats)
@@ -376,7 +377,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
                      "batch_size / n_critic real images.")
   if m.loss == "wgan_gp" and m.arch == "dcgan" and m.get("disc_norm", "batch") == "batch":
     raise ValueError("the gradient penalty (model.loss='wgan_gp') needs a critic without batch "
-                     "norm: set model.disc_norm='layer' (Gulrajani et al.) or 'none'.")
+                     "norm: set model.disc_norm='layer' (Gulrajani et al.), 'spectral' or 'none'.")
   if m.get("clip", 0.0) and m.loss != "wasserstein":
     raise ValueError(f"model.clip={m.clip} (weight clipping) belongs to model.loss='wasserstein'; "
                      f"set model.clip=0 for loss {m.loss!r}.")
