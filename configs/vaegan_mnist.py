@@ -1,12 +1,24 @@
-"""VAE-GAN (Larsen et al. 2016) on grey-level MNIST, with the VAE of configs/vae_mnist.py inside.
+"""VAE-GAN (Larsen et al. 2016) on grey-level MNIST, with the conv VAE of configs/conv_vae_mnist.py.
 
     python launch.py --config=configs/vaegan_mnist.py --workdir=runs/vaegan_mnist
+    python launch.py --config=configs/vaegan_mnist.py --workdir=runs/vaegan_mnist --mode=eval
     python launch.py --config=configs/vaegan_mnist.py:tiny --workdir=/tmp/vaegan_tiny   # 1 epoch
-    python launch.py --config=configs/vaegan_mnist.py --config.model.gamma=1 --workdir=runs/vaegan_g1
 
-Enc 784-400-(20 means, 20 log-variances) and Dec 20-400-784 are the 784-400-20 MLP VAE's; Dis is an
-MLP 784-512-256-1 (leaky ReLU) whose 256-unit layer is the feature space of the reconstruction term.
-Enc, Dec and Dis each have their own Adam (2e-4, b1 = 0.5); batch 128.
+Enc (conv 32, 64 (4x4, stride 2), dense 400, 20 means and 20 log-variances) and Dec (its mirror) are
+conv_vae_mnist's; Dis is conv 32, 64 (4x4, stride 2, leaky ReLU) and a linear logit, and its last
+convolution (7x7x64) is the feature space of the reconstruction term, as in Larsen et al. Enc, Dec
+and Dis each have their own Adam (2e-4, b1 = 0.5); batch 128; 9 epochs (~4.2k steps); Dec weight
+gamma = 0.1 on the feature reconstruction; samples and reconstructions from the EMA of Enc and Dec.
+
+Measured on a GPU with the same code (before the EMA was added; 4k steps; FID of 10k samples
+against the 10k test images on the 128-d features of a small CNN trained for the check, not
+mnist-cnn-v1): FID 51 against 82 for conv_vae_mnist and 159 for vae_mnist (10 epochs each), and
+97.2 % of the reconstructed test images classified correctly (conv VAE 97.2 %). An MLP Dis with
+MLP Enc/Dec (configs/vaegan_mlp_mnist.py) gave FID 174 there: worse than the MLP VAE.
+
+On a 2-core CPU this config is slow: convolution gradients inside the training loop's
+``fori_loop`` run 10-50x slower on XLA:CPU than in a single jitted step (9 s per step measured
+under load); use a GPU, or configs/vaegan_mlp_mnist.py.
 """
 
 import ml_collections
@@ -19,16 +31,18 @@ def get_config(arg=None):
   c.dataset.binarize = "none"   # grey levels: Dis would tell binary data from Dec's means at once
   c.model = ml_collections.ConfigDict(dict(
       family="vaegan",
-      arch="mlp", hidden=(400,), channels=(32, 64), latent_dim=20,   # Enc and Dec
-      disc_arch="mlp", disc_hidden=(512, 256), disc_channels=(32, 64),
+      arch="conv", hidden=(400,), channels=(32, 64), latent_dim=20,   # Enc and Dec
+      disc_arch="conv", disc_hidden=(), disc_channels=(32, 64),
+      feature_layer=-1,          # Dis_l: Dis's hidden layer of the reconstruction term
       loss="non_saturating",     # or 'minimax', 'hinge'
       gamma=0.1,                 # Dec: gamma * feat_recon + GAN loss (content vs. style)
       kl_weight=1.0,             # Enc: kl_weight * KL + feat_recon
       pixel_weight=0.0,          # > 0 adds a pixel-space Bernoulli term to Enc and Dec
+      ema_decay=0.999,           # samples / reconstructions from the EMA of Enc and Dec (0: off)
   ))
   c.optimizer = ml_collections.ConfigDict(dict(
       name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, eps=1e-8, grad_clip_norm=0.0))
   c.disc_optimizer = ml_collections.ConfigDict(c.optimizer.to_dict())
-  c.num_epochs = 10
+  c.num_epochs = 9
   c.eval.iwae_k = 0          # no likelihood bound
   return common.finish(c, arg)

@@ -194,7 +194,8 @@ def knn_from_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
     for metric in metrics:
       for k in ks:
         acc = knn_accuracy(tr, train_y, te, test_y, k, metric=metric)
-        logging.info("%d-NN test accuracy on %s (%d-d, %s): %.4f", k, name, tr.shape[1], metric, acc)
+        logging.info("%d-NN test accuracy on %s (%d-d, %s): %.4f", k, name, tr.shape[1], metric,
+                     acc)
         out.append(cards.make(
             "knn_accuracy", acc, k=k, unit="fraction",
             notes=f"{k}-NN on {name} features ({tr.shape[1]}-d, {metric} distance), "

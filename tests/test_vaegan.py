@@ -1,6 +1,5 @@
 """VAE-GAN steps: shapes, the feature-space reconstruction term, gradient routing, EMA, the loop."""
 
-import functools
 import json
 import pathlib
 
@@ -46,8 +45,7 @@ def _apply(module, params, *args, **kw):
 def test_shapes_ranges_and_metrics(disc_arch):
   nets = _nets(disc_arch)
   state = _state(nets)
-  step = jax.jit(functools.partial(vaegan.train_step, **nets, latent_dim=Z, gamma=0.5))
-  state, metrics = step(state, _batch())
+  state, metrics = vaegan.train_step(state, _batch(), **nets, latent_dim=Z, gamma=0.5)
   assert int(state.step) == 1
   assert {"loss", "enc_loss", "dec_loss", "disc_loss", "kl", "feat_recon", "pixel_nll", "gan_dec",
           "d_real", "d_fake", "d_recon", "enc_grad_norm", "dec_grad_norm", "disc_grad_norm",
@@ -157,7 +155,7 @@ def test_bad_choices_are_clear_errors():
 
 
 def test_tiny_config_trains_through_the_loop(tfds_dir, tmp_path):
-  config = tiny_config("vaegan_mnist", **{"model.disc_hidden": (32, 16)})
+  config = tiny_config("vaegan_mnist", **{"model.channels": (4, 8), "model.disc_channels": (4, 8)})
   train.train_and_evaluate(config, str(tmp_path))
   rows = [json.loads(line) for line in pathlib.Path(tmp_path, "metrics.jsonl").read_text().splitlines()]
   last_train = [r for r in rows if "train/loss" in r][-1]
@@ -167,3 +165,30 @@ def test_tiny_config_trains_through_the_loop(tfds_dir, tmp_path):
   assert [r["step"] for r in rows if "eval/feat_recon" in r] == [10, 20]
   assert {p.name for p in tmp_path.glob("*.png")} >= {"samples_00000020.png",
                                                        "reconstructions_00000020.png"}
+
+
+def test_feature_layer_picks_the_hidden_layer_of_the_reconstruction_term():
+  x = _batch()["image"]
+  for arch, layer, width in (("mlp", 0, 16), ("mlp", -1, 8), ("conv", 0, 4 * 4 * 4), ("conv", 1, 16)):
+    disc = FeatureDiscriminator(arch=arch, hidden=(16, 8), channels=(4,), feature_layer=layer)
+    params = disc.init(jax.random.PRNGKey(0), x)["params"]
+    logits, feats = disc.apply({"params": params}, x)
+    assert logits.shape == (6,) and feats.shape == (6, width), (arch, layer)
+  with pytest.raises(ValueError, match="feature_layer=2 but the discriminator has 2 hidden layers"):
+    FeatureDiscriminator(hidden=(16, 8), feature_layer=2).init(jax.random.PRNGKey(0), x)
+
+
+def test_loop_friendly_conv_encoder_and_decoder_equal_the_autoencoders_ones():
+  from gen_jax.models import autoencoders, hybrid
+  x = jax.random.uniform(jax.random.PRNGKey(1), (3, 28, 28, 1))
+  z = jax.random.normal(jax.random.PRNGKey(2), (3, 5))
+  pairs = ((autoencoders.ConvEncoder(channels=(4, 8), hidden=16, out_dim=6),
+            hybrid.ConvEncoder(channels=(4, 8), hidden=16, out_dim=6), x),
+           (autoencoders.ConvDecoder(channels=(4, 8), hidden=16, image_shape=(28, 28, 1)),
+            hybrid.ConvDecoder(channels=(4, 8), hidden=16, image_shape=(28, 28, 1)), z))
+  for ref, fast, inp in pairs:
+    params = ref.init(jax.random.PRNGKey(0), inp)
+    same_init = fast.init(jax.random.PRNGKey(0), inp)   # same names, shapes and initial values
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(same_init), strict=True):
+      np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(fast.apply(params, inp), ref.apply(params, inp), atol=1e-6)

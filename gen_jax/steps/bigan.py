@@ -71,7 +71,7 @@ import ml_collections
 import optax
 
 from gen_jax import gan_losses, optim
-from gen_jax.models import autoencoders, hybrid
+from gen_jax.models import hybrid
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
 from gen_jax.steps.gan import ema_decay_at, ema_update
@@ -127,7 +127,8 @@ def generate_images(gen: nn.Module, gen_params, z: jax.Array) -> jax.Array:
 def pairs(enc_params, gen_params, x: jax.Array, z: jax.Array, key: Optional[jax.Array] = None, *,
           enc: nn.Module, gen: nn.Module, encoder: str = "deterministic"):
   """The discriminator's two kinds of input: real pairs (x, E(x)) and generated pairs (G(z), z)."""
-  return (x, encode_codes(enc, enc_params, x, key, encoder=encoder)), (generate_images(gen, gen_params, z), z)
+  real = (x, encode_codes(enc, enc_params, x, key, encoder=encoder))
+  return real, (generate_images(gen, gen_params, z), z)
 
 
 def discriminate(disc: nn.Module, disc_params, x: jax.Array, z: jax.Array,
@@ -180,7 +181,7 @@ def inference_params(state: TrainState) -> dict:
 
 def disc_loss_fn(disc_params, real: tuple, fake: tuple, key: jax.Array, *, disc: nn.Module,
                  loss: str = "non_saturating"):
-  """Mean discriminator loss on real pairs ``real`` = (x, E(x)) and generated ``fake`` = (G(z), z)."""
+  """Mean discriminator loss on real pairs ``real`` = (x, E(x)), generated ``fake`` = (G(z), z)."""
   real_key, fake_key = jax.random.split(key)
   d_real = discriminate(disc, disc_params, *real, real_key)
   d_fake = discriminate(disc, disc_params, *fake, fake_key)
@@ -290,15 +291,16 @@ def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Modul
 
 
 def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int]):
-  """(E, G, D) of ``config.model``: E and G are the autoencoders' encoder and decoder
-  (``arch``, ``hidden``, ``channels``); D is a :class:`JointDiscriminator`."""
+  """(E, G, D) of ``config.model``: E and G are the autoencoders' encoder and decoder (``arch``,
+  ``hidden``, ``channels``; :func:`gen_jax.models.hybrid.make_encoder`); D is a
+  :class:`JointDiscriminator`."""
   m = config.model
   check(loss=m.loss, encoder=m.encoder, prior=m.prior)
   channels = tuple(m.get("channels", (32, 64)))
-  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=channels,
-                                  out_dim=m.latent_dim * (2 if m.encoder == "gaussian" else 1))
-  gen = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=channels,
-                                  image_shape=image_shape)
+  enc = hybrid.make_encoder(m.arch, hidden=m.hidden, channels=channels,
+                            out_dim=m.latent_dim * (2 if m.encoder == "gaussian" else 1))
+  gen = hybrid.make_decoder(m.arch, hidden=m.hidden, channels=channels,
+                            image_shape=image_shape)
   disc = hybrid.JointDiscriminator(
       arch=m.get("disc_arch", "mlp"), x_hidden=tuple(m.disc_x_hidden),
       z_hidden=tuple(m.disc_z_hidden), joint_hidden=tuple(m.disc_joint_hidden),

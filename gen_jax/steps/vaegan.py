@@ -9,12 +9,12 @@ Three networks, each with its own optimizer, in one :class:`gen_jax.state.TrainS
 
 :func:`sample`, :func:`reconstruct`, :func:`encode` and :func:`eval_step` use the exponential
 moving averages of Enc's and Dec's weights when the state has them (as the GAN family samples from
-its EMA generator: averaging removes most of the pixel noise that a GAN generator's last steps
-leave in its samples); training uses the current weights.
+its EMA generator); training uses the current weights.
 
-Enc gives q(z|x) = N(mean, diag(exp(logvar))) (the autoencoders' encoder); Dec maps z to pixel means
-in [0, 1] (the autoencoders' decoder and a sigmoid); Dis (:class:`gen_jax.models.hybrid.FeatureDiscriminator`)
-gives a logit and the activations of its last hidden layer, Dis_l(x). With x~ = Dec(z), z ~ q(z|x)
+Enc gives q(z|x) = N(mean, diag(exp(logvar))) (the autoencoders' encoder); Dec maps z to pixel
+means in [0, 1] (the autoencoders' decoder and a sigmoid); Dis
+(:class:`gen_jax.models.hybrid.FeatureDiscriminator`) gives a logit and the activations Dis_l(x) of
+one of its hidden layers (``feature_layer``, the last by default). With x~ = Dec(z), z ~ q(z|x)
 (a reconstruction) and x_p = Dec(z_p), z_p ~ N(0, I) (a sample), per example:
 
 * ``kl``         = KL(q(z|x) || N(0, I))                                          (L_prior)
@@ -82,7 +82,7 @@ import ml_collections
 import optax
 
 from gen_jax import gan_losses, losses, optim
-from gen_jax.models import autoencoders, hybrid
+from gen_jax.models import hybrid
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
 from gen_jax.steps.gan import ema_decay_at, ema_update
@@ -306,13 +306,14 @@ def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int])
   m = config.model
   check(m.loss)
   channels = tuple(m.get("channels", (32, 64)))
-  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=channels,
-                                  out_dim=2 * m.latent_dim)
-  dec = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=channels,
-                                  image_shape=image_shape)
+  enc = hybrid.make_encoder(m.arch, hidden=m.hidden, channels=channels,
+                            out_dim=2 * m.latent_dim)
+  dec = hybrid.make_decoder(m.arch, hidden=m.hidden, channels=channels,
+                            image_shape=image_shape)
   disc = hybrid.FeatureDiscriminator(arch=m.get("disc_arch", "mlp"),
                                      hidden=tuple(m.disc_hidden),
-                                     channels=tuple(m.get("disc_channels", (32, 64))))
+                                     channels=tuple(m.get("disc_channels", (32, 64))),
+                                     feature_layer=m.get("feature_layer", -1))
   return enc, dec, disc
 
 
