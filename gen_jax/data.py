@@ -144,7 +144,7 @@ def read_rows(name: str, split: str, lo: int, hi: int, *, data_dir: Optional[str
   labels = np.asarray(labels, np.int32) if labels else None
   if cache:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")   # processes filling the cache at once
     np.savez(tmp, images=images, **({"labels": labels} if labels is not None else {}))
     os.replace(tmp, path)
   return images, labels

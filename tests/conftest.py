@@ -47,3 +47,10 @@ def tiny_config(name: str = "vae_mnist", **overrides):
       node = node[p]
     node[leaf] = value
   return config
+
+
+def pytest_collection_modifyitems(config, items):
+  """Tests marked ``heavy`` (whole training runs) first, the rest in file order: with the two
+  pytest-xdist workers of the default run, the long tests then do not pile up at the end."""
+  del config
+  items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

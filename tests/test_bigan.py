@@ -1,5 +1,6 @@
 """BiGAN / ALI steps: shapes, the pairs the discriminator sees, gradient routing, the loop, k-NN."""
 
+import functools
 import json
 import pathlib
 
@@ -46,7 +47,8 @@ def _apply(module, params, *args, **kw):
 def test_shapes_ranges_and_metrics(encoder):
   nets = _nets(encoder, dropout=0.2)
   state = _state(nets, encoder)
-  state, metrics = bigan.train_step(state, _batch(), **nets, z_dim=Z, encoder=encoder)
+  step = jax.jit(functools.partial(bigan.train_step, **nets, z_dim=Z, encoder=encoder))
+  state, metrics = step(state, _batch())
   assert int(state.step) == 1
   assert {"loss", "disc_loss", "gen_loss", "enc_loss", "d_real", "d_fake", "disc_grad_norm",
           "gen_grad_norm", "enc_grad_norm", "fake_pixel_std", "code_std"} == set(metrics)
@@ -204,6 +206,7 @@ def _rows(workdir):
   return [json.loads(line) for line in pathlib.Path(workdir, "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.heavy
 def test_tiny_config_trains_through_the_loop_and_knn_reads_its_checkpoint(tfds_dir, tmp_path):
   config = tiny_config("bigan_mnist", **SMALL)
   train.train_and_evaluate(config, str(tmp_path))

@@ -99,6 +99,7 @@ def test_greedy_schedule_trains_layer_one_then_only_layer_two():
   np.testing.assert_allclose(state.extra["h1_mean"], R1.hidden_probs(p3["rbm1"], v).mean(0), atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_loop_reports_the_dbn_bound(tfds_dir, tmp_path):
   import importlib
   c = importlib.import_module("configs.dbn_mnist").get_config("tiny")

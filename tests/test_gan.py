@@ -370,6 +370,7 @@ def test_run_logs_both_networks_and_the_classifier_scores(tfds_dir, tmp_path):
                                                             "samples_00000020.png"]
 
 
+@pytest.mark.heavy
 def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
   config = functools.partial(_tiny, **{"model.n_critic": 2})
   full, part = tmp_path / "full", tmp_path / "part"
@@ -385,6 +386,7 @@ def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.heavy
 def test_one_and_eight_devices_give_the_same_losses(tfds_dir, tmp_path):
   train.train_and_evaluate(_tiny(), str(tmp_path / "d1"))
   train.train_and_evaluate(_tiny(**{"mesh.shape": (8,)}), str(tmp_path / "d8"))

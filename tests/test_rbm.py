@@ -380,6 +380,7 @@ def test_configs_build_their_family(name):
   assert c.num_epochs == 1 and c.ais.num_betas < 14500
 
 
+@pytest.mark.heavy
 def test_loop_reports_the_ais_nll_and_resumes_persistent_chains_bit_identically(tfds_dir, tmp_path):
   full = train.train_and_evaluate(_tiny_rbm_config(), str(tmp_path / "full"))
   # The AIS test NLL is the mean test free energy + log Z, in metrics.jsonl and final_metrics.json.
@@ -410,6 +411,7 @@ def test_loop_reports_the_ais_nll_and_resumes_persistent_chains_bit_identically(
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.heavy
 def test_one_and_eight_devices_give_the_same_rbm_losses(tfds_dir, tmp_path):
   rows = {}
   for n in (1, 8):

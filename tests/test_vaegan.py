@@ -1,5 +1,6 @@
 """VAE-GAN steps: shapes, the feature-space reconstruction term, gradient routing, EMA, the loop."""
 
+import functools
 import json
 import pathlib
 
@@ -45,7 +46,8 @@ def _apply(module, params, *args, **kw):
 def test_shapes_ranges_and_metrics(disc_arch):
   nets = _nets(disc_arch)
   state = _state(nets)
-  state, metrics = vaegan.train_step(state, _batch(), **nets, latent_dim=Z, gamma=0.5)
+  step = jax.jit(functools.partial(vaegan.train_step, **nets, latent_dim=Z, gamma=0.5))
+  state, metrics = step(state, _batch())
   assert int(state.step) == 1
   assert {"loss", "enc_loss", "dec_loss", "disc_loss", "kl", "feat_recon", "pixel_nll", "gan_dec",
           "d_real", "d_fake", "d_recon", "enc_grad_norm", "dec_grad_norm", "disc_grad_norm",
@@ -154,6 +156,7 @@ def test_bad_choices_are_clear_errors():
   assert "hinge" in vaegan.LOSSES and set(vaegan.LOSSES) <= set(gan_losses.LOSSES)
 
 
+@pytest.mark.heavy
 def test_tiny_config_trains_through_the_loop(tfds_dir, tmp_path):
   config = tiny_config("vaegan_mnist", **{"model.channels": (4, 8), "model.disc_channels": (4, 8)})
   train.train_and_evaluate(config, str(tmp_path))
