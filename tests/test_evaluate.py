@@ -27,6 +27,28 @@ def test_to_uint8_maps_both_value_ranges_onto_0_255():
   np.testing.assert_array_equal(evaluate.to_uint8(np.array([0, 255]), max_value=255), [0, 255])
 
 
+def test_inception_features_are_computed_once_per_image_set(tmp_path, monkeypatch):
+  from gen_jax.metrics import inception
+  monkeypatch.setenv("GEN_JAX_CACHE_DIR", str(tmp_path))
+  calls = []
+
+  def fake_features(images, **kw):   # stands in for the 87 MB network: one row per image
+    calls.append(len(images))
+    return images.reshape(len(images), -1)[:, :3].astype(np.float32) + len(calls)
+
+  monkeypatch.setattr(inception, "features", fake_features)
+  images = np.random.default_rng(0).integers(0, 256, (5, 4, 4, 1), dtype=np.uint8)
+  first = evaluate.cached_inception_features(images, params=None)
+  again = evaluate.cached_inception_features(images.copy(), params=None)
+  np.testing.assert_array_equal(first, again)      # read back, not recomputed (that adds 1)
+  assert calls == [5] and len(list((tmp_path / "inception" / "features").glob("*.npy"))) == 1
+  changed = images.copy()
+  changed[0, 0, 0, 0] ^= 1
+  evaluate.cached_inception_features(changed, params=None)        # another set: computed
+  evaluate.cached_inception_features(images, params=None, cache=False)   # asked to recompute
+  assert calls == [5, 5, 5]
+
+
 @pytest.fixture(scope="module")
 def trained(tfds_dir, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("vae")

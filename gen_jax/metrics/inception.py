@@ -41,10 +41,12 @@ import functools
 import hashlib
 import importlib.util
 import io
+import logging
 import os
 import pathlib
 import subprocess
 import sys
+import time
 import zipfile
 from typing import Any, Sequence
 
@@ -299,13 +301,14 @@ def apply(params, images, *, quantize: bool = True,
 
 def features(images, *, params=None, batch_size: int = 200, mesh: Mesh | None = None,
              data_axis: str | None = None, quantize: bool = True,
-             precision=jax.lax.Precision.HIGHEST) -> np.ndarray:
+             precision=jax.lax.Precision.HIGHEST, log_every_secs: float = 60.0) -> np.ndarray:
   """(N, 2048) float32 NumPy features of a host (N, H, W, C) image array, streamed in batches.
 
   Every batch is padded to ``batch_size`` rows (one compilation; padded rows are dropped), put on
   the device(s) -- split over ``mesh``'s ``data_axis`` when given, with the parameters replicated
   -- and the next batch is dispatched before the previous one is fetched, so the host copy
-  overlaps the device work. ``params`` defaults to ``load_params()``.
+  overlaps the device work. ``params`` defaults to ``load_params()``. Progress is logged every
+  ``log_every_secs``.
   """
   params = load_params() if params is None else params
   n = images.shape[0]
@@ -321,7 +324,13 @@ def features(images, *, params=None, batch_size: int = 200, mesh: Mesh | None = 
     in_sharding = None
   out = np.empty((n, FEATURE_DIM), np.float32)
   pending = None
+  t0, last_log = time.time(), time.time()
   for start in range(0, n, batch_size):
+    if start and time.time() - last_log >= log_every_secs:   # ~5 images/s on a 2-core CPU
+      last_log = time.time()
+      rate = start / (last_log - t0)
+      logging.info("Inception features: %d/%d images | %.1f images/s | ETA %.0f min", start, n,
+                   rate, (n - start) / rate / 60)
     batch = np.asarray(images[start:start + batch_size])
     rows = batch.shape[0]
     if rows < batch_size:
