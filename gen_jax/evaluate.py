@@ -10,6 +10,8 @@ restores the newest checkpoint of ``--workdir`` and writes
   dataset's domain feature network (:mod:`gen_jax.metrics.networks`): FID, KID (mean ± std over
   subsets), improved precision/recall, density/coverage, the classifier Inception Score (mean ± std
   over splits) and mode coverage (KL of the predicted-label histogram to uniform; classes present);
+* for families with an encoder (``reconstruct``), the domain network's accuracy on the
+  reconstructed test images (and on the inputs, for reference): does the code keep the class?
 * for families with a likelihood bound, the importance-weighted bound for every k of
   ``eval.iwae_ks``: mean ± standard error over the test split, in nats and bits/dim;
 * ``<workdir>/cards.jsonl``: one metric card (:mod:`gen_jax.cards`) per number.
@@ -117,6 +119,28 @@ def sample_quality_metrics(real_features: np.ndarray, fake_features: np.ndarray,
   return out
 
 
+def reconstruction_accuracy(reconstruct_fn, state, images: jax.Array, labels: jax.Array,
+                            net: networks.FeatureNetwork, *, num_examples: int, batch_size: int,
+                            mesh: Mesh, data_axis: str) -> tuple[float, float]:
+  """(accuracy of ``net`` on the reconstructions, its accuracy on the images themselves) over the
+  first ``num_examples`` of device-resident ``images`` (float, [0, 1]) with int ``labels``.
+
+  A model whose reconstructions keep the class of the input scores near the second figure; one
+  whose code loses it (a weak encoder, posterior collapse) falls towards 1 / num_classes.
+  """
+  @jax.jit
+  def correct(state, start):
+    batch, mask = train._eval_batch(images, start, labels, batch_size=batch_size,
+                                    num_examples=num_examples, mesh=mesh, data_axis=data_axis)
+    recon = reconstruct_fn(state, {"image": batch["image"]})
+    hits = [jnp.argmax(net.apply(x)[1], axis=-1) == batch["label"] for x in (recon, batch["image"])]
+    return jnp.stack([jnp.sum(h & mask) for h in hits])
+
+  total = sum(np.asarray(jax.device_get(correct(state, jnp.int32(start))), np.int64)
+              for start in range(0, num_examples, batch_size))
+  return float(total[0]) / num_examples, float(total[1]) / num_examples
+
+
 def likelihood_sweep(state, run: train._Run, ks, *, batch_size: int, seed: int
                      ) -> dict[int, tuple[float, float, float]]:
   """{k: (test NLL bound in nats, its standard error, bits/dim)} for each k."""
@@ -196,6 +220,20 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
                     seeds={"sample": e.sample_seed, "real": e.real_seed, "metric": e.metric_seed,
                            "train": config.seed})
     out += [cards.make(m, v, std=s, **protocol) for m, (v, s) in metrics.items()]
+
+  if run.family.reconstruct is not None and run.test_labels is not None:
+    net = _feature_network(config)
+    acc, acc_inputs = reconstruction_accuracy(
+        run.family.reconstruct, state, run.test_images, run.test_labels, net,
+        num_examples=run.num_test, batch_size=e.batch_size, **shard)
+    logging.info("%s on reconstructed test images: %.2f %% correct (%.2f %% on the inputs)",
+                 net.name, 100 * acc, 100 * acc_inputs)
+    out.append(cards.make(
+        "recon_accuracy", acc, unit="fraction", n_real=run.num_test,
+        real_split=data.info(config.dataset.name).test_split, feature_network=net.name,
+        feature_network_sha256=net.sha256, seeds={"binarize": e.binarize_seed, "train": config.seed},
+        notes=f"{net.name} accuracy on the reconstructions of the test split (on the inputs "
+              f"themselves: {acc_inputs:.4f})", **common))
 
   ks = [k for k in e.get("iwae_ks", ()) if k]
   if run.family.log_likelihood is not None and ks:

@@ -225,18 +225,7 @@ def test_tiny_config_trains_through_the_loop_and_knn_reads_its_checkpoint(tfds_d
 
 @pytest.mark.slow
 def test_resume_is_bit_identical_and_eight_devices_match_one(tfds_dir, tmp_path):
-  from test_train import _assert_trees_equal, _final_params
-  full, part = tmp_path / "full", tmp_path / "part"
-  train.train_and_evaluate(tiny_config("bigan_mnist", **SMALL), str(full))
-  train.train_and_evaluate(tiny_config("bigan_mnist", **SMALL, num_steps=10), str(part))
-  train.train_and_evaluate(tiny_config("bigan_mnist", **SMALL), str(part))
-  step_a, state_a = _final_params(full, tiny_config("bigan_mnist", **SMALL))
-  step_b, state_b = _final_params(part, tiny_config("bigan_mnist", **SMALL))
-  assert step_a == step_b == 20
-  _assert_trees_equal(state_a, state_b)
-  eight = tmp_path / "d8"
-  train.train_and_evaluate(tiny_config("bigan_mnist", **SMALL, **{"mesh.shape": (8,)}), str(eight))
-  for r1, r8 in zip(_rows(full), _rows(eight), strict=True):
-    for k in r1:
-      if "per_sec" not in k:
-        assert r8[k] == pytest.approx(r1[k], rel=1e-4, abs=1e-5), (r1["step"], k)
+  from test_train import check_devices, check_resume
+  make_config = functools.partial(tiny_config, "bigan_mnist", **SMALL)
+  check_resume(make_config, tmp_path / "resume")
+  check_devices(make_config, tmp_path / "devices", rel=1e-4)

@@ -74,11 +74,37 @@ def test_eval_writes_samples_and_one_card_per_metric(trained):
   assert 1.0 <= by_name[("inception_score", None)]["value"] <= 10.0
   with np.load(workdir / "samples" / "samples_00000200.npz") as f:
     assert f["images"].shape == (500, 28, 28, 1) and f["images"].dtype == np.uint8
+  recon = by_name[("recon_accuracy", None)]
+  assert 0.1 < recon["value"] <= 1.0 and recon["n_real"] == 10000
+  assert recon["feature_network"] == "mnist-cnn-v1" and "on the inputs" in recon["notes"]
   # The k sweep: a tighter bound with more samples (on the same 10k test images), in nats and bits.
   nll1, nll10 = by_name[("nll_iwae", 1)], by_name[("nll_iwae", 10)]
   assert nll10["value"] < nll1["value"] and nll1["std"] > 0 and nll1["n_real"] == 10000
   np.testing.assert_allclose(by_name[("bpd_iwae", 10)]["value"],
                              nll10["value"] / (784 * np.log(2)), rtol=1e-12)
+
+
+def test_reconstruction_accuracy_counts_the_classes_the_reconstructions_keep(tfds_dir):
+  import jax
+  import ml_collections
+  from gen_jax import data, sharding
+  from gen_jax.metrics import networks
+  net = networks.load("mnist-cnn-v1")
+  mesh = sharding.make_mesh(ml_collections.ConfigDict(
+      dict(shape=(-1,), axes=("data",), data_axis="data")))   # the 8 test devices
+  rows, labels = data.read_rows("mnist", "test", 0, 504)
+  put = lambda a: jax.device_put(a, sharding.data_sharded(mesh, "data"))   # noqa: E731
+  images, labels_d = put(rows.astype(np.float32) / 255), put(labels)
+  kw = dict(num_examples=500, batch_size=200, mesh=mesh, data_axis="data")  # a partial last batch
+  predicted = np.argmax(np.asarray(net.apply(rows[:500].astype(np.float32) / 255)[1]), -1)
+  expected = float(np.mean(predicted == labels[:500]))
+  same, inputs = evaluate.reconstruction_accuracy(lambda st, b: b["image"], None, images,
+                                                  labels_d, net, **kw)
+  assert same == inputs == pytest.approx(expected, abs=1e-12) and expected > 0.97
+  blank, _ = evaluate.reconstruction_accuracy(lambda st, b: 0 * b["image"], None, images,
+                                              labels_d, net, **kw)
+  blank_class = int(np.argmax(np.asarray(net.apply(np.zeros((1, 28, 28, 1), np.float32))[1])))
+  assert blank == pytest.approx(float(np.mean(labels[:500] == blank_class)), abs=1e-12)
 
 
 def test_a_better_model_scores_better_and_real_data_sets_the_floor(trained):

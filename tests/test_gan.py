@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from conftest import tiny_config
-from gen_jax import checkpoint, data, gan_losses, train
+from gen_jax import data, gan_losses, train
 from gen_jax.models import gan as gm
 from gen_jax.steps import gan
 
@@ -341,16 +341,6 @@ def _tiny(name="gan_mnist", **overrides):
   return tiny_config(name, **(small | overrides))
 
 
-def _final_state(workdir, config):
-  run = train._setup(config)
-  state = jax.jit(run.family.init)(run.keys["init"])
-  ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
-  try:
-    return ckpt.latest_step(), jax.device_get(ckpt.restore(state))
-  finally:
-    ckpt.close()
-
-
 @pytest.mark.slow
 def test_run_logs_both_networks_and_the_classifier_scores(tfds_dir, tmp_path):
   final = train.train_and_evaluate(
@@ -372,30 +362,15 @@ def test_run_logs_both_networks_and_the_classifier_scores(tfds_dir, tmp_path):
 
 @pytest.mark.heavy
 def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
-  config = functools.partial(_tiny, **{"model.n_critic": 2})
-  full, part = tmp_path / "full", tmp_path / "part"
-  train.train_and_evaluate(config(), str(full))
-  train.train_and_evaluate(config(num_steps=10), str(part))
-  assert _final_state(part, config())[0] == 10
-  train.train_and_evaluate(config(), str(part))
-  (step_a, state_a), (step_b, state_b) = _final_state(full, config()), _final_state(part, config())
-  assert step_a == step_b == 20
-  leaves_a, leaves_b = jax.tree.leaves(state_a), jax.tree.leaves(state_b)
-  assert len(leaves_a) == len(leaves_b) and "ema_gen" in state_a.extra
-  for a, b in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(a, b)
+  from test_train import check_resume
+  state = check_resume(functools.partial(_tiny, **{"model.n_critic": 2}), tmp_path)
+  assert "ema_gen" in state.extra
 
 
 @pytest.mark.heavy
 def test_one_and_eight_devices_give_the_same_losses(tfds_dir, tmp_path):
-  train.train_and_evaluate(_tiny(), str(tmp_path / "d1"))
-  train.train_and_evaluate(_tiny(**{"mesh.shape": (8,)}), str(tmp_path / "d8"))
-  one, eight = _rows(tmp_path / "d1"), _rows(tmp_path / "d8")
-  assert len(one) == len(eight)
-  for r1, r8 in zip(one, eight):
-    for k in r1:
-      if "per_sec" not in k:
-        assert r8[k] == pytest.approx(r1[k], rel=1e-5, abs=1e-5), (r1["step"], k)
+  from test_train import check_devices
+  check_devices(_tiny, tmp_path)
 
 
 @pytest.mark.slow

@@ -3,8 +3,6 @@
 import functools
 import json
 import math
-import os
-import pathlib
 
 import jax
 import jax.numpy as jnp

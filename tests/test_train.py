@@ -6,7 +6,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 
 from conftest import ROOT, tiny_config
 from gen_jax import checkpoint, train
-from gen_jax.state import TrainState
 
 
 def _rows(workdir):
@@ -38,6 +36,34 @@ def _assert_trees_equal(a, b):
     np.testing.assert_array_equal(x, y)
 
 
+def check_resume(make_config, tmp_path):
+  """A 20-step run stopped at step 10 and resumed ends with parameters, optimizer states and extras
+  bit-identical to an uninterrupted run's (``make_config(**overrides)`` gives a tiny config).
+  Returns the final state."""
+  full, part = tmp_path / "full", tmp_path / "part"
+  train.train_and_evaluate(make_config(), str(full))
+  train.train_and_evaluate(make_config(num_steps=10), str(part))   # stops at step 10 ...
+  assert _final_params(part, make_config())[0] == 10
+  train.train_and_evaluate(make_config(), str(part))               # ... and resumes from it
+  step_a, state_a = _final_params(full, make_config())
+  step_b, state_b = _final_params(part, make_config())
+  assert step_a == step_b == 20
+  _assert_trees_equal(state_a, state_b)
+  return state_a
+
+
+def check_devices(make_config, tmp_path, *, rel=1e-5):
+  """The same run on 1 and on 8 devices logs the same metrics, row by row."""
+  train.train_and_evaluate(make_config(), str(tmp_path / "d1"))
+  train.train_and_evaluate(make_config(**{"mesh.shape": (8,)}), str(tmp_path / "d8"))
+  one, eight = _rows(tmp_path / "d1"), _rows(tmp_path / "d8")
+  assert len(one) == len(eight) and any(k.startswith("train/") for k in one[0])
+  for r1, r8 in zip(one, eight):
+    for k in r1:
+      if "per_sec" not in k:
+        assert r8[k] == pytest.approx(r1[k], rel=rel, abs=1e-5), (r1["step"], k)
+
+
 def test_run_writes_metrics_images_checkpoints_and_the_bound(tfds_dir, tmp_path):
   final = train.train_and_evaluate(tiny_config(), str(tmp_path))
   rows = _rows(tmp_path)
@@ -59,28 +85,12 @@ def test_run_writes_metrics_images_checkpoints_and_the_bound(tfds_dir, tmp_path)
 
 @pytest.mark.heavy
 def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
-  full, part = tmp_path / "full", tmp_path / "part"
-  train.train_and_evaluate(tiny_config(), str(full))
-  train.train_and_evaluate(tiny_config(num_steps=10), str(part))   # stops at step 10 ...
-  assert _final_params(part, tiny_config())[0] == 10
-  train.train_and_evaluate(tiny_config(), str(part))               # ... and resumes from it
-  step_a, state_a = _final_params(full, tiny_config())
-  step_b, state_b = _final_params(part, tiny_config())
-  assert step_a == step_b == 20
-  _assert_trees_equal(state_a, state_b)
+  check_resume(tiny_config, tmp_path)
 
 
 @pytest.mark.heavy
 def test_one_and_eight_devices_give_the_same_losses(tfds_dir, tmp_path):
-  train.train_and_evaluate(tiny_config(), str(tmp_path / "d1"))
-  train.train_and_evaluate(tiny_config(**{"mesh.shape": (8,)}), str(tmp_path / "d8"))
-  one, eight = _rows(tmp_path / "d1"), _rows(tmp_path / "d8")
-  keys = [k for k in one[0] if k.startswith("train/") and "per_sec" not in k]
-  assert len(one) == len(eight) and keys
-  for r1, r8 in zip(one, eight):
-    for k in r1:
-      if "per_sec" not in k:
-        assert r8[k] == pytest.approx(r1[k], rel=1e-5, abs=1e-5), (r1["step"], k)
+  check_devices(tiny_config, tmp_path)
 
 
 def test_nan_loss_stops_with_the_step_and_metric_and_keeps_the_checkpoint(tfds_dir, tmp_path):

@@ -156,9 +156,12 @@ def test_bad_choices_are_clear_errors():
   assert "hinge" in vaegan.LOSSES and set(vaegan.LOSSES) <= set(gan_losses.LOSSES)
 
 
+SMALL = {"model.channels": (4, 8), "model.disc_channels": (4, 8)}
+
+
 @pytest.mark.heavy
 def test_tiny_config_trains_through_the_loop(tfds_dir, tmp_path):
-  config = tiny_config("vaegan_mnist", **{"model.channels": (4, 8), "model.disc_channels": (4, 8)})
+  config = tiny_config("vaegan_mnist", **SMALL)
   train.train_and_evaluate(config, str(tmp_path))
   rows = [json.loads(line) for line in pathlib.Path(tmp_path, "metrics.jsonl").read_text().splitlines()]
   last_train = [r for r in rows if "train/loss" in r][-1]
@@ -195,3 +198,11 @@ def test_loop_friendly_conv_encoder_and_decoder_equal_the_autoencoders_ones():
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(same_init), strict=True):
       np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(fast.apply(params, inp), ref.apply(params, inp), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_resume_is_bit_identical_and_eight_devices_match_one(tfds_dir, tmp_path):
+  from test_train import check_devices, check_resume
+  make_config = functools.partial(tiny_config, "vaegan_mnist", **SMALL)
+  check_resume(make_config, tmp_path / "resume")
+  check_devices(make_config, tmp_path / "devices", rel=1e-4)
