@@ -22,6 +22,8 @@ def base() -> ml_collections.ConfigDict:
       disc_hidden=(256, 128),        # mlp
       gen_channels=(128, 64),        # dcgan: dense to (H/4, W/4, 128), deconv to 64, deconv to C
       disc_channels=(64, 128),       # dcgan: conv 64, conv 128, dense to 1
+      gen_dense=(),                  # dcgan: fully connected layers before the projection
+      disc_dense=(),                 # dcgan: fully connected layers after the convolutions
       gen_output="tanh",             # 'tanh' (data mapped to [-1, 1]) or 'sigmoid' ([0, 1])
       gen_norm="batch",              # batch, layer or none (dcgan)
       disc_norm="batch",             # batch, layer, spectral or none (dcgan)

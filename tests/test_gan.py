@@ -310,6 +310,17 @@ def test_config_networks_have_the_data_shapes(name, shape):
   assert jax.eval_shape(functools.partial(disc.apply, train=False), d_vars, x).shape == (3,)
 
 
+def test_dense_layers_sit_between_the_noise_and_the_map_and_after_the_convolutions():
+  gen = gm.DCGANGenerator(channels=(8, 4), image_shape=(28, 28, 1), dense=(32,))
+  disc = gm.DCGANDiscriminator(channels=(4, 8), dense=(16,))
+  g = jax.eval_shape(functools.partial(gen.init, train=True), jax.random.PRNGKey(0),
+                     jnp.zeros((3, 10)))["params"]
+  d = jax.eval_shape(functools.partial(disc.init, train=True), jax.random.PRNGKey(0),
+                     jnp.zeros((3, 28, 28, 1)))["params"]
+  assert g["Dense_0"]["kernel"].shape == (10, 32) and g["Dense_1"]["kernel"].shape == (32, 7 * 7 * 8)
+  assert d["Dense_0"]["kernel"].shape == (7 * 7 * 8, 16) and d["Dense_1"]["kernel"].shape == (16, 1)
+
+
 def test_generator_that_cannot_make_the_data_shape_is_a_clear_error():
   with pytest.raises(ValueError, match="not divisible by 8"):
     gm.DCGANGenerator(channels=(8, 8, 8), image_shape=(28, 28, 1)).init(

@@ -160,12 +160,15 @@ class DCGANGenerator(nn.Module):
   """z -> dense to (H/2^L, W/2^L, channels[0]) -> transposed convs to channels[1:], then to C.
 
   L = len(channels) stride-2 layers. Batch norm (``norm``) and ReLU after every layer but the last.
+  ``dense``: widths of fully connected layers before the projection to the feature map (InfoGAN's
+  MNIST generator, which Lucic et al. 2018 use, has one of 1024).
   """
   channels: Sequence[int] = (128, 64)
   image_shape: Sequence[int] = (28, 28, 1)
   output: str = "tanh"
   norm: str = "batch"
   bn_momentum: float = 0.9
+  dense: Sequence[int] = ()
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -174,6 +177,9 @@ class DCGANGenerator(nn.Module):
     if height % scale or width % scale:
       raise ValueError(f"DCGAN generator: image size {height}x{width} is not divisible by {scale} "
                        f"({len(self.channels)} stride-2 layers); change model.gen_channels.")
+    for width_ in self.dense:
+      z = nn.relu(_normalize(nn.Dense(width_, kernel_init=_INIT)(z), self.norm, train,
+                             self.bn_momentum))
     h = nn.Dense(height // scale * width // scale * self.channels[0], kernel_init=_INIT)(z)
     h = h.reshape(z.shape[0], height // scale, width // scale, self.channels[0])
     h = nn.relu(_normalize(h, self.norm, train, self.bn_momentum))
@@ -190,10 +196,13 @@ class DCGANDiscriminator(nn.Module):
   Leaky ReLU (0.2) throughout. ``norm``: 'batch' or 'layer' normalization on every conv layer but
   the first (Radford et al.); 'spectral' divides every layer's weights by their largest singular
   value instead (Miyato et al. 2018; one power iteration per call, its vectors in ``batch_stats``).
+  ``dense``: widths of fully connected layers (with ``norm`` and leaky ReLU) between the last
+  convolution and the output (InfoGAN's MNIST discriminator has one of 1024).
   """
   channels: Sequence[int] = (64, 128)
   norm: str = "batch"
   bn_momentum: float = 0.9
+  dense: Sequence[int] = ()
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -208,7 +217,13 @@ class DCGANDiscriminator(nn.Module):
       if i and not spectral:
         h = _normalize(h, self.norm, train, self.bn_momentum)
       h = nn.leaky_relu(h, 0.2)
-    return layer(nn.Dense(1, kernel_init=_INIT), h.reshape(h.shape[0], -1))[:, 0]
+    h = h.reshape(h.shape[0], -1)
+    for width in self.dense:
+      h = layer(nn.Dense(width, kernel_init=_INIT), h)
+      if not spectral:
+        h = _normalize(h, self.norm, train, self.bn_momentum)
+      h = nn.leaky_relu(h, 0.2)
+    return layer(nn.Dense(1, kernel_init=_INIT), h)[:, 0]
 
 
 ARCHS = ("mlp", "dcgan")
@@ -216,7 +231,7 @@ ARCHS = ("mlp", "dcgan")
 
 def make_generator(arch: str, *, image_shape: Sequence[int], hidden: Sequence[int] = (128, 256),
                    channels: Sequence[int] = (128, 64), output: str = "tanh", norm: str = "batch",
-                   bn_momentum: float = 0.9) -> nn.Module:
+                   bn_momentum: float = 0.9, dense: Sequence[int] = ()) -> nn.Module:
   if output not in OUTPUTS:
     raise ValueError(f"unknown generator output {output!r} (config.model.gen_output); "
                      f"choose one of {', '.join(OUTPUTS)}.")
@@ -227,18 +242,19 @@ def make_generator(arch: str, *, image_shape: Sequence[int], hidden: Sequence[in
     return MLPGenerator(hidden=tuple(hidden), image_shape=tuple(image_shape), output=output)
   if arch == "dcgan":
     return DCGANGenerator(channels=tuple(channels), image_shape=tuple(image_shape), output=output,
-                          norm=norm, bn_momentum=bn_momentum)
+                          norm=norm, bn_momentum=bn_momentum, dense=tuple(dense))
   raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}.")
 
 
 def make_discriminator(arch: str, *, hidden: Sequence[int] = (256, 128),
                        channels: Sequence[int] = (64, 128), norm: str = "batch",
-                       bn_momentum: float = 0.9) -> nn.Module:
+                       bn_momentum: float = 0.9, dense: Sequence[int] = ()) -> nn.Module:
   if norm not in NORMS:
     raise ValueError(f"unknown normalization {norm!r} (config.model.disc_norm); "
                      f"choose one of {', '.join(NORMS)}.")
   if arch == "mlp":
     return MLPDiscriminator(hidden=tuple(hidden))
   if arch == "dcgan":
-    return DCGANDiscriminator(channels=tuple(channels), norm=norm, bn_momentum=bn_momentum)
+    return DCGANDiscriminator(channels=tuple(channels), norm=norm, bn_momentum=bn_momentum,
+                              dense=tuple(dense))
   raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}.")

@@ -355,10 +355,12 @@ def create_models(config: ml_collections.ConfigDict,
   gen = gan_models.make_generator(
       m.arch, image_shape=image_shape, hidden=m.get("gen_hidden", (128, 256)),
       channels=m.get("gen_channels", (128, 64)), output=m.get("gen_output", "tanh"),
-      norm=m.get("gen_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9))
+      norm=m.get("gen_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9),
+      dense=m.get("gen_dense", ()))
   disc = gan_models.make_discriminator(
       m.arch, hidden=m.get("disc_hidden", (256, 128)), channels=m.get("disc_channels", (64, 128)),
-      norm=m.get("disc_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9))
+      norm=m.get("disc_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9),
+      dense=m.get("disc_dense", ()))
   return gen, disc
 
 
