@@ -196,10 +196,13 @@ def knn_from_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
         acc = knn_accuracy(tr, train_y, te, test_y, k, metric=metric)
         logging.info("%d-NN test accuracy on %s (%d-d, %s): %.4f", k, name, tr.shape[1], metric,
                      acc)
+        # The pixel baseline is a property of the data, not of the model: its own row.
+        who = (dict(model=f"raw pixels ({config.dataset.name})", family="data",
+                    step=None) if name == "pixels" else {})
         out.append(cards.make(
             "knn_accuracy", acc, k=k, unit="fraction",
             notes=f"{k}-NN on {name} features ({tr.shape[1]}-d, {metric} distance), "
-                  f"{n_train} train vs {n_test} test images", **common))
+                  f"{n_train} train vs {n_test} test images", **(common | who)))
   return out
 
 
