@@ -13,6 +13,12 @@ from configs import gan_common
 
 def get_config(arg=None):
   c = gan_common.base()
+  c.model.gen_dense = (1024,)
+  c.model.disc_dense = (1024,)
+  for opt in (c.optimizer, c.disc_optimizer):
+    opt.learning_rate = 4e-4
   c.eval.classifier = "mnist-cnn-v1"
-  c.num_steps = 3000
+  c.num_steps = 3200
+  c.eval.every_steps = 800
+  c.checkpoint.every_steps = 800
   return gan_common.finish(c, arg)

@@ -1,6 +1,9 @@
 """Encoders, decoders, and the autoencoder / VAE modules built from them.
 
-Images are NHWC floats in [0, 1]. Decoders return Bernoulli logits of the same shape.
+Images are NHWC floats in [0, 1]. Decoders return Bernoulli logits of the same shape. The conv
+encoder and decoder compute their 4x4 stride-2 (transposed) convolutions as matrix products
+(:mod:`gen_jax.models.layers`, with ``nn.Conv``'s parameter names, shapes and initialization), which
+XLA:CPU differentiates at full speed inside the training loop's ``fori_loop``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gen_jax.models.layers import Conv2x, ConvTranspose2x
 
 
 class MLPEncoder(nn.Module):
@@ -50,8 +55,8 @@ class ConvEncoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     h = x
-    for c in self.channels:
-      h = nn.relu(nn.Conv(c, (4, 4), strides=(2, 2), padding="SAME")(h))
+    for i, c in enumerate(self.channels):
+      h = nn.relu(Conv2x(c, name=f"Conv_{i}")(h))
     h = h.reshape(h.shape[0], -1)
     h = nn.relu(nn.Dense(self.hidden)(h))
     return nn.Dense(self.out_dim)(h)
@@ -76,9 +81,9 @@ class ConvDecoder(nn.Module):
     h = nn.relu(nn.Dense(self.hidden)(z))
     h = nn.relu(nn.Dense(height // scale * width // scale * self.channels[-1])(h))
     h = h.reshape(-1, height // scale, width // scale, self.channels[-1])
-    for c in reversed(self.channels[:-1]):
-      h = nn.relu(nn.ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME")(h))
-    h = nn.ConvTranspose(out_channels, (4, 4), strides=(2, 2), padding="SAME")(h)
+    for i, c in enumerate(reversed(self.channels[:-1])):
+      h = nn.relu(ConvTranspose2x(c, name=f"ConvTranspose_{i}")(h))
+    h = ConvTranspose2x(out_channels, name=f"ConvTranspose_{len(self.channels) - 1}")(h)
     return h.reshape(lead + tuple(self.image_shape))
 
 

@@ -13,7 +13,7 @@ same range to one raw output per example (a logit, or a critic value for Wassers
   every layer but the first. Weights ~ N(0, 0.02). ``channels`` sets the depth: each entry is one
   factor 2 of resolution, so 28x28 takes two (7 -> 14 -> 28) and 32x32 or 64x64 take three or
   four from a 4x4 map. The (transposed) convolutions are computed as matrix products
-  (:class:`Conv2x`, :class:`ConvTranspose2x`; see there why), with the parameters of ``nn.Conv``.
+  (:mod:`gen_jax.models.layers`; see there why), with the parameters of ``nn.Conv``.
 
 Batch norm: modules take ``train``; with ``train=True`` they normalize with the statistics of the
 batch they are given (under ``jax.jit`` over a sharded batch, those are global over all devices)
@@ -28,7 +28,9 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
+from gen_jax.models.layers import (  # noqa: F401  (re-exported)
+    Conv2x as _Conv2x, ConvTranspose2x as _ConvTranspose2x, conv_4x4_stride2,
+    conv_transpose_4x4_stride2)
 
 OUTPUTS = ("sigmoid", "tanh")
 NORMS = ("batch", "layer", "spectral", "none")
@@ -55,76 +57,14 @@ def _normalize(h: jax.Array, norm: str, train: bool, momentum: float) -> jax.Arr
                    f"choose one of {', '.join(NORMS)}.")
 
 
-# Convolutions as matrix products. XLA:CPU computes the kernel gradient of a convolution ~50x
-# slower inside a while loop than outside one (measured: 1.6 s vs 34 ms for 3 steps of a 4x4
-# stride-2 conv, 64 x 14x14x64 -> 7x7x128; jax-ml/jax#12868), and the training loop runs every step
-# inside a ``lax.fori_loop``; the kernel gradient of a transposed convolution is slow even outside
-# one (1.16 s vs 96 ms). Patches times a matrix have only slices and dots in their gradients,
-# which XLA runs at full speed everywhere. The results equal ``lax.conv_general_dilated`` and
-# ``lax.conv_transpose`` to float rounding (tests/test_gan.py).
-
-
-def conv_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``lax.conv_general_dilated(x, kernel, (2, 2), 'SAME')`` (NHWC, HWIO) for a 4x4 kernel."""
-  b, h, w, cin = x.shape
-  out_h, out_w = -(-h // 2), -(-w // 2)
-  pad_h, pad_w = max(2 * (out_h - 1) + 4 - h, 0), max(2 * (out_w - 1) + 4 - w, 0)
-  xp = jnp.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
-  patches = jnp.concatenate([xp[:, u:u + 2 * out_h - 1:2, v:v + 2 * out_w - 1:2]
-                             for u in range(4) for v in range(4)], axis=-1)   # (b, oh, ow, 16 cin)
-  return patches @ kernel.reshape(16 * cin, -1).astype(x.dtype)
-
-
-# A 4x4 stride-2 'SAME' transposed convolution in sub-pixel form: output row 2i + a is
-# K[_TAPS[a][0]] x[i - 1 + a] + K[_TAPS[a][1]] x[i + a], i.e. a 2x2 window of the input padded by
-# one, read at rows i + a and i + a + 1 (a = 0: taps 0, 2 at rows i - 1, i; a = 1: taps 1, 3 at
-# rows i, i + 1).
-_TAPS = np.array([[0, 2], [1, 3]])
-
-
-def conv_transpose_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``lax.conv_transpose(x, kernel, (2, 2), 'SAME')`` (NHWC, HWIO) for a 4x4 kernel: doubles H, W.
-
-  One product of the 2x2 windows of the padded input with the kernel's taps for all four output
-  phases, then each phase is read at its offset and the phases interleaved (depth-to-space).
-  """
-  b, h, w, cin = x.shape
-  cout = kernel.shape[-1]
-  taps = _TAPS.T                                                        # (offset u, phase a)
-  k = kernel[taps[:, None, :, None], taps[None, :, None, :]]            # (u, v, a, b, in, out)
-  k = k.transpose(0, 1, 4, 2, 3, 5).reshape(4 * cin, 4 * cout).astype(x.dtype)
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  patches = jnp.concatenate([xp[:, u:u + h + 1, v:v + w + 1] for u in (0, 1) for v in (0, 1)],
-                            axis=-1)                                     # (b, h+1, w+1, 4 cin)
-  y = (patches @ k).reshape(b, h + 1, w + 1, 2, 2, cout)
-  rows = [jnp.stack([y[:, a:a + h, c:c + w, a, c] for c in (0, 1)], axis=3) for a in (0, 1)]
-  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)
-
-
-class Conv2x(nn.Module):
-  """4x4 stride-2 'SAME' convolution (halves H and W) with ``nn.Conv``'s parameters
-  (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_4x4_stride2`."""
-  features: int
+class Conv2x(_Conv2x):
+  """:class:`gen_jax.models.layers.Conv2x` with Radford et al.'s N(0, 0.02) initialization."""
   kernel_init: nn.initializers.Initializer = _INIT
 
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return conv_4x4_stride2(x, kernel) + bias
 
-
-class ConvTranspose2x(nn.Module):
-  """4x4 stride-2 'SAME' transposed convolution (doubles H and W) with ``nn.ConvTranspose``'s
-  parameters (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_transpose_4x4_stride2`."""
-  features: int
+class ConvTranspose2x(_ConvTranspose2x):
+  """:class:`gen_jax.models.layers.ConvTranspose2x` with N(0, 0.02) initialization."""
   kernel_init: nn.initializers.Initializer = _INIT
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return conv_transpose_4x4_stride2(x, kernel) + bias
 
 
 class MLPGenerator(nn.Module):

@@ -7,16 +7,8 @@
   discriminator on (x, z) pairs: an x path and a z path whose features are concatenated and passed
   through a joint path to one logit.
 
-* :class:`ConvEncoder` / :class:`ConvDecoder`: :mod:`gen_jax.models.autoencoders`' conv encoder
-  and decoder with the same parameters (names, shapes, initialization) and outputs, their strided
-  convolutions computed as matrix products (:class:`gen_jax.models.gan.Conv2x`,
-  :class:`gen_jax.models.gan.ConvTranspose2x`): XLA:CPU runs the kernel gradient of a convolution
-  10-50x slower inside the training loop's ``fori_loop`` than outside it (measured here: a 4x4
-  stride-2 conv discriminator step took 8.4 s in a ``lax.scan`` against 0.18 s alone; jax-ml/jax#12868).
-  The discriminators' convolutions are computed the same way.
-
-Neither discriminator uses batch norm: each example's output depends on that example alone, so per-example eval
-metrics mean what they say and a sharded batch needs no cross-device statistics. Leaky ReLU (0.2)
+Neither discriminator uses batch norm: each example's output depends on that example alone, so
+per-example eval metrics mean what they say and a sharded batch needs no cross-device statistics. Leaky ReLU (0.2)
 throughout. Dropout (``dropout`` > 0, ALI's regulariser of the joint discriminator) is active only
 with ``train=True`` and then needs a ``'dropout'`` PRNG key.
 
@@ -31,68 +23,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models import autoencoders
-from gen_jax.models.gan import Conv2x, ConvTranspose2x
+from gen_jax.models.layers import Conv2x
 
 ARCHS = ("mlp", "conv")
-_CONV_INIT = nn.initializers.lecun_normal()   # nn.Conv's and nn.ConvTranspose's default
 
 
 def _conv(features: int, name: str) -> Conv2x:
-  """A 4x4 stride-2 'SAME' convolution with ``nn.Conv``'s parameters and initialization."""
-  return Conv2x(features, kernel_init=_CONV_INIT, name=name)
-
-
-class ConvEncoder(autoencoders.ConvEncoder):
-  """:class:`gen_jax.models.autoencoders.ConvEncoder` (same fields, parameters and outputs) with
-  loop-friendly convolutions."""
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    h = x
-    for i, c in enumerate(self.channels):
-      h = nn.relu(_conv(c, f"Conv_{i}")(h))
-    h = h.reshape(h.shape[0], -1)
-    h = nn.relu(nn.Dense(self.hidden)(h))
-    return nn.Dense(self.out_dim)(h)
-
-
-class ConvDecoder(autoencoders.ConvDecoder):
-  """:class:`gen_jax.models.autoencoders.ConvDecoder` (same fields, parameters and outputs) with
-  loop-friendly transposed convolutions."""
-
-  @nn.compact
-  def __call__(self, z: jax.Array) -> jax.Array:
-    height, width, out_channels = self.image_shape
-    scale = 2 ** len(self.channels)
-    if height % scale or width % scale:
-      raise ValueError(f"ConvDecoder: image size {height}x{width} is not divisible by {scale} "
-                       f"({len(self.channels)} stride-2 layers); change model.channels.")
-    lead = z.shape[:-1]
-    z = z.reshape(-1, z.shape[-1])
-    h = nn.relu(nn.Dense(self.hidden)(z))
-    h = nn.relu(nn.Dense(height // scale * width // scale * self.channels[-1])(h))
-    h = h.reshape(-1, height // scale, width // scale, self.channels[-1])
-    for i, c in enumerate(reversed(self.channels[:-1])):
-      h = nn.relu(ConvTranspose2x(c, kernel_init=_CONV_INIT, name=f"ConvTranspose_{i}")(h))
-    h = ConvTranspose2x(out_channels, kernel_init=_CONV_INIT,
-                        name=f"ConvTranspose_{len(self.channels) - 1}")(h)
-    return h.reshape(lead + tuple(self.image_shape))
-
-
-def make_encoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int], out_dim: int):
-  """:func:`gen_jax.models.autoencoders.make_encoder` with :class:`ConvEncoder` for 'conv'."""
-  if arch == "conv":
-    return ConvEncoder(channels=tuple(channels), hidden=hidden[-1], out_dim=out_dim)
-  return autoencoders.make_encoder(arch, hidden=hidden, channels=channels, out_dim=out_dim)
-
-
-def make_decoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int],
-                 image_shape: Sequence[int]):
-  """:func:`gen_jax.models.autoencoders.make_decoder` with :class:`ConvDecoder` for 'conv'."""
-  if arch == "conv":
-    return ConvDecoder(channels=tuple(channels), hidden=hidden[-1], image_shape=tuple(image_shape))
-  return autoencoders.make_decoder(arch, hidden=hidden, channels=channels, image_shape=image_shape)
+  """A 4x4 stride-2 'SAME' convolution with ``nn.Conv``'s parameters and initialization, as a
+  matrix product (:mod:`gen_jax.models.layers`)."""
+  return Conv2x(features, name=name)
 
 
 class _ImagePath(nn.Module):

@@ -71,7 +71,7 @@ import ml_collections
 import optax
 
 from gen_jax import gan_losses, optim
-from gen_jax.models import hybrid
+from gen_jax.models import autoencoders, hybrid
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
 from gen_jax.steps.gan import ema_decay_at, ema_update
@@ -292,15 +292,15 @@ def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Modul
 
 def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int]):
   """(E, G, D) of ``config.model``: E and G are the autoencoders' encoder and decoder (``arch``,
-  ``hidden``, ``channels``; :func:`gen_jax.models.hybrid.make_encoder`); D is a
+  ``hidden``, ``channels``; :func:`gen_jax.models.autoencoders.make_encoder`); D is a
   :class:`JointDiscriminator`."""
   m = config.model
   check(loss=m.loss, encoder=m.encoder, prior=m.prior)
   channels = tuple(m.get("channels", (32, 64)))
-  enc = hybrid.make_encoder(m.arch, hidden=m.hidden, channels=channels,
-                            out_dim=m.latent_dim * (2 if m.encoder == "gaussian" else 1))
-  gen = hybrid.make_decoder(m.arch, hidden=m.hidden, channels=channels,
-                            image_shape=image_shape)
+  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=channels,
+                                  out_dim=m.latent_dim * (2 if m.encoder == "gaussian" else 1))
+  gen = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=channels,
+                                  image_shape=image_shape)
   disc = hybrid.JointDiscriminator(
       arch=m.get("disc_arch", "mlp"), x_hidden=tuple(m.disc_x_hidden),
       z_hidden=tuple(m.disc_z_hidden), joint_hidden=tuple(m.disc_joint_hidden),

@@ -82,7 +82,7 @@ import ml_collections
 import optax
 
 from gen_jax import gan_losses, losses, optim
-from gen_jax.models import hybrid
+from gen_jax.models import autoencoders, hybrid
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
 from gen_jax.steps.gan import ema_decay_at, ema_update
@@ -306,10 +306,10 @@ def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int])
   m = config.model
   check(m.loss)
   channels = tuple(m.get("channels", (32, 64)))
-  enc = hybrid.make_encoder(m.arch, hidden=m.hidden, channels=channels,
-                            out_dim=2 * m.latent_dim)
-  dec = hybrid.make_decoder(m.arch, hidden=m.hidden, channels=channels,
-                            image_shape=image_shape)
+  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=channels,
+                                  out_dim=2 * m.latent_dim)
+  dec = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=channels,
+                                  image_shape=image_shape)
   disc = hybrid.FeatureDiscriminator(arch=m.get("disc_arch", "mlp"),
                                      hidden=tuple(m.disc_hidden),
                                      channels=tuple(m.get("disc_channels", (32, 64))),
