@@ -14,6 +14,8 @@ from configs import gan_common
 
 def get_config(arg=None):
   c = gan_common.wgan_gp(gan_common.base())
+  c.model.gen_dense = (1024,)      # the networks of configs/dcgan_mnist.py, critic with layer norm
+  c.model.disc_dense = (1024,)
   c.batch_size = 5 * 64
   c.num_steps = 10_000
   c.eval.every_steps = 1000
