@@ -362,7 +362,9 @@ def main(argv=None) -> None:
   p.add_argument("--no_cache", action="store_true",
                  help="recompute the features instead of reading <cache>/inception/features")
   args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO)
+  # absl (imported by jax and orbax) already holds the root logger at WARNING, which would make
+  # basicConfig a no-op and hide the progress of a half-hour Inception run.
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
   try:
     card = inception_fid(args.real, args.fake, num_real=args.num_real, num_fake=args.num_fake,
                          seed=args.seed, batch_size=args.batch_size, model=args.model,
