@@ -226,7 +226,7 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
     state = _with_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC, disc_stats)
     if clip:
       state = state.replace(params={**state.params, DISC: clip_weights(state.params[DISC], clip)})
-    aux = aux | {"disc_grad_norm": optax.global_norm(grads), "disc_loss": value}
+    aux = aux | {"disc_grad_norm": optax.tree.norm(grads), "disc_loss": value}
     return state, {k: sums[k] + aux[k] for k in sums}
 
   state, sums = jax.lax.fori_loop(0, n_critic, critic_step, (state, sums))
@@ -243,7 +243,7 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
                                  "ema_gen": ema_update(state.extra["ema_gen"], state.params[GEN], decay)})
 
   unit = to_unit_range(fake, output)
-  metrics |= {"gen_loss": g_value, "gen_grad_norm": optax.global_norm(g_grads),
+  metrics |= {"gen_loss": g_value, "gen_grad_norm": optax.tree.norm(g_grads),
               "fake_pixel_std": jnp.std(unit, axis=0).mean()}
   metrics["loss"] = metrics["disc_loss"]
   if loss in gan_losses.CRITIC_LOSSES:
