@@ -59,3 +59,21 @@ def test_config_hash_changes_with_any_field_and_not_with_order():
   c = ml_collections.ConfigDict({"x": 1, "y": {"z": 3}})
   assert cards.config_hash(a) == cards.config_hash(b) != cards.config_hash(c)
   assert len(cards.config_hash(a)) == 16
+
+
+def test_comparison_ranks_models_by_fid_with_one_column_per_metric(tmp_path):
+  cs = [_card("fid", 266.9, model="vae"), _card("fid", 4.2, std=0.3, model="dcgan (3 seeds)"),
+        _card("inception_score", 8.99, std=0.09, model="dcgan (3 seeds)"),
+        _card("knn_accuracy", 0.95, model="bigan", k=1), _card("knn_accuracy", 0.9, model="bigan", k=5),
+        _card("nll_iwae", 97.4, model="vae", k=1000)]
+  lines = cards.comparison(cs).splitlines()
+  assert lines[0] == "| model | fid | inception_score | knn_accuracy |"
+  assert lines[2:] == ["| dcgan (3 seeds) | 4.20 ± 0.30 | 8.99 ± 0.09 | — |",
+                       "| vae | 266.90 | — | — |",
+                       "| bigan | — | — | 0.9500 |"]
+  readme = tmp_path / "README.md"
+  readme.write_text(f"{cards.BEGIN}\n{cards.END}\nx\n{cards.COMPARE_BEGIN}\nold\n{cards.COMPARE_END}\n")
+  path = cards.write(tmp_path / "c.jsonl", cs)
+  cards.update_readme(readme, [path], [path])
+  text = readme.read_text()
+  assert "old" not in text and "| dcgan (3 seeds) | 4.20 ± 0.30 |" in text and "--compare" in text
