@@ -5,7 +5,8 @@
 
 For each config and seed: ``launch.py --config=configs/<name>.py --config.seed=<s>`` (train, resuming
 if the workdir has a checkpoint), then ``--mode=eval`` (10k samples vs 10k test images on the domain
-network). Each run's cards stay in its workdir; ``--out`` gets, per config and metric, one card whose
+network), skipped when the workdir's cards are already those of its newest checkpoint: an
+interrupted sweep, run again, goes on where it stopped. Each run's cards stay in its workdir; ``--out`` gets, per config and metric, one card whose
 value is the mean over the seeds and whose ``std`` is their standard deviation (ddof 1), with the
 per-seed values in ``notes``. So a claim like "DCGAN beats the MLP GAN" comes with its spread.
 Extra ``--override`` flags go to every run (e.g. ``--override=--config.eval.iwae_ks=()``).
@@ -26,10 +27,23 @@ sys.path.insert(0, ROOT)
 from gen_jax import cards  # noqa: E402
 
 
+def evaluated(workdir: str) -> bool:
+  """Whether ``<workdir>/cards.jsonl`` holds cards of the newest checkpoint and only those."""
+  path, ckpt = os.path.join(workdir, "cards.jsonl"), os.path.join(workdir, "checkpoints")
+  if not (os.path.exists(path) and os.path.isdir(ckpt)):
+    return False
+  steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()]
+  old = cards.read([path])
+  return bool(steps and old) and all(c.get("step") == max(steps) for c in old)
+
+
 def run(config: str, seed: int, workdir: str, overrides: list[str]) -> list[dict]:
   base = [sys.executable, os.path.join(ROOT, "launch.py"), f"--config={ROOT}/configs/{config}.py",
           f"--config.seed={seed}", f"--workdir={workdir}", *overrides]
   for mode in ("train", "eval"):
+    if mode == "eval" and evaluated(workdir):   # an interrupted sweep, rerun: nothing new to do
+      print(f"{config} seed {seed}: cards of the newest checkpoint already in {workdir}", flush=True)
+      continue
     t = time.time()
     r = subprocess.run(base + [f"--mode={mode}"], capture_output=True, text=True)
     if r.returncode:

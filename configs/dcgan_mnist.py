@@ -3,9 +3,18 @@
     python launch.py --config=configs/dcgan_mnist.py --workdir=runs/dcgan_mnist
     python launch.py --config=configs/dcgan_mnist.py:tiny --workdir=/tmp/dcgan_tiny   # 200 steps
 
-Radford et al.'s architecture shrunk to 28x28: G: z (100) -> dense 7x7x128 -> deconv 64 (14x14)
--> deconv 1 (28x28), batch norm + ReLU, tanh; D: conv 64 -> conv 128 (batch norm) -> dense 1,
-leaky ReLU 0.2; 4x4 kernels, stride 2. Adam 2e-4, beta1 0.5 for both; batch 64.
+Radford et al.'s architecture shrunk to 28x28, with one 1024-unit dense layer on each side (as in
+the InfoGAN MNIST networks): G: z (100) -> dense 1024 -> dense 7x7x128 -> deconv 64 (14x14) ->
+deconv 1 (28x28), batch norm + ReLU, tanh; D: conv 64 -> conv 128 -> dense 1024 -> dense 1, batch
+norm, leaky ReLU 0.2; 4x4 kernels, stride 2. Adam 4e-4, beta1 0.5 for both; batch 64; 3200 steps;
+samples from the EMA generator (decay 0.999).
+
+Measured (classifier Inception Score of 10k EMA samples on mnist-cnn-v1, and KL of their label
+histogram to uniform; one seed, 2-core Intel Xeon CPU): this config 8.99 +- 0.09 and 0.0088 after
+14.4 min of training (all 10 digits). How it was chosen: without the dense layers and with Adam
+2e-4, 3000 steps gave 6.56 / 0.098 and 6000 steps ~7.0 (the label histogram was the limit); with
+them, Adam 2e-4 gave 8.76 / 0.011 after 3000 steps and Adam 4e-4 8.80 after 2000. Spectral norm or
+hinge loss in D, batch 32, a cosine learning-rate decay (8.76) and truncated z did not do better.
 """
 
 from configs import gan_common

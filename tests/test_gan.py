@@ -321,6 +321,24 @@ def test_dense_layers_sit_between_the_noise_and_the_map_and_after_the_convolutio
   assert d["Dense_0"]["kernel"].shape == (7 * 7 * 8, 16) and d["Dense_1"]["kernel"].shape == (16, 1)
 
 
+@pytest.mark.parametrize("disc", [gm.MLPDiscriminator(hidden=(16,)),
+                                  gm.DCGANDiscriminator(channels=(4, 8), norm="none")])
+def test_a_centring_discriminator_sees_2x_minus_1(disc):
+  x = jax.random.uniform(jax.random.PRNGKey(0), (5, 28, 28, 1))
+  variables = disc.init(jax.random.PRNGKey(1), x, train=False)
+  centred = disc.clone(centre=True).apply(variables, x, train=False)
+  np.testing.assert_allclose(centred, disc.apply(variables, 2.0 * x - 1.0, train=False), rtol=1e-6)
+  assert not np.allclose(centred, disc.apply(variables, x, train=False))
+
+
+def test_only_a_sigmoid_generator_gets_a_centring_discriminator():
+  import importlib
+  for name, centre in (("gan_mnist", True), ("dcgan_mnist", False)):
+    config = importlib.import_module(f"configs.{name}").get_config()
+    assert config.model.gen_output == ("sigmoid" if centre else "tanh")
+    assert gan.create_models(config, (28, 28, 1))[1].centre is centre
+
+
 def test_generator_that_cannot_make_the_data_shape_is_a_clear_error():
   with pytest.raises(ValueError, match="not divisible by 8"):
     gm.DCGANGenerator(channels=(8, 8, 8), image_shape=(28, 28, 1)).init(

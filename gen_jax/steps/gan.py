@@ -28,7 +28,9 @@ of ``standing_num`` fixed noise vectors passed through the EMA weights, so that 
 matches the averaged weights and a sample does not depend on the other samples drawn with it.
 
 Data range: a 'tanh' generator works in [-1, 1] and real images are mapped there (2x - 1); a
-'sigmoid' generator works in [0, 1]. :func:`sample` always returns [0, 1].
+'sigmoid' generator works in [0, 1], and its discriminator maps its inputs to [-1, 1] as its first
+step (``centre``, see gen_jax/models/gan.py: without it the MLP GAN collapsed). :func:`sample`
+always returns [0, 1].
 
 Train metrics (the loop logs them as ``train/<name>``, means over the steps of a dispatch):
 ``loss`` = ``disc_loss`` (D's loss with the penalty; mean over the critic steps), ``gen_loss``,
@@ -360,7 +362,7 @@ def create_models(config: ml_collections.ConfigDict,
   disc = gan_models.make_discriminator(
       m.arch, hidden=m.get("disc_hidden", (256, 128)), channels=m.get("disc_channels", (64, 128)),
       norm=m.get("disc_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9),
-      dense=m.get("disc_dense", ()))
+      dense=m.get("disc_dense", ()), centre=m.get("gen_output", "tanh") == "sigmoid")
   return gen, disc
 
 
