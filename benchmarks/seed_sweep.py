@@ -6,9 +6,9 @@
 For each config and seed: ``launch.py --config=configs/<name>.py --config.seed=<s>`` (train, resuming
 if the workdir has a checkpoint), then ``--mode=eval`` (10k samples vs 10k test images on the domain
 network), skipped when the workdir's cards are already those of its newest checkpoint: an
-interrupted sweep, run again, goes on where it stopped. Each run's cards stay in its workdir; ``--out`` gets, per config and metric, one card whose
-value is the mean over the seeds and whose ``std`` is their standard deviation (ddof 1), with the
-per-seed values in ``notes``. So a claim like "DCGAN beats the MLP GAN" comes with its spread.
+interrupted sweep, run again, goes on where it stopped. Each run's cards stay in its workdir;
+``--out`` gets, per config and metric, one card whose value is the mean over the seeds and whose
+``std`` is their standard deviation (ddof 1), with the per-seed values in ``notes``. So a claim like "DCGAN beats the MLP GAN" comes with its spread.
 Extra ``--override`` flags go to every run (e.g. ``--override=--config.eval.iwae_ks=()``).
 """
 

@@ -89,8 +89,9 @@ def _centred(x: jax.Array, centre: bool) -> jax.Array:
   A sigmoid generator's images, and real images with them, stay in [0, 1]; fed to D as they are,
   the MLP GAN of configs/gan_mnist.py collapsed to a few images within its first 1000 steps
   (seeds 0 and 1: per-pixel batch std 0.01, D(G(z)) = 0, Inception Score 1.4 and 1.2 after 30
-  epochs), while the same networks on centred inputs drew all ten digits by step 3000. Centring is the one difference between a tanh and a sigmoid generator that D
-  sees (2 sigmoid(h) - 1 = tanh(h / 2)), so it keeps the sigmoid output of the original GAN."""
+  epochs), while the same networks on centred inputs drew all ten digits by step 3000. Centring
+  is the one difference between a tanh and a sigmoid generator that D sees (2 sigmoid(h) - 1 =
+  tanh(h / 2)), so it keeps the sigmoid output of the original GAN."""
   return 2.0 * x - 1.0 if centre else x
 
 
