@@ -17,7 +17,9 @@ mnist-cnn-v1): FID 51 against 82 for conv_vae_mnist and 159 for vae_mnist (10 ep
 MLP Enc/Dec (configs/vaegan_mlp_mnist.py) gave FID 174 there: worse than the MLP VAE.
 
 On a 2-core CPU the 4.2k steps take about 23 min (~3 steps/s, Intel Xeon, idle machine);
-configs/vaegan_mlp_mnist.py is the fast variant.
+configs/vaegan_mlp_mnist.py is the fast variant. Measured there on mnist-cnn-v1 (10k samples vs
+the 10k test images, one seed): FID 152.9 against 135.4 for conv_vae_mnist (sharper, often
+malformed digits: precision 0.57 vs 0.77), 97.4 % of reconstructions classified correctly.
 """
 
 import ml_collections
