@@ -11,12 +11,12 @@ samples from the EMA generator (decay 0.999).
 
 Measured (classifier Inception Score of 10k EMA samples on mnist-cnn-v1, and KL of their label
 histogram to uniform; one seed, 2-core Intel Xeon CPU): this config 8.99 +- 0.09 and 0.0088 after
-14.4 min of training (all 10 digits); seeds 0, 1, 2 on a 2-core AMD EPYC: 9.00 +- 0.08 and
-0.0072 +- 0.0038 (results/seeds_mnist.jsonl), and seed 0 continued to 4800 steps: 9.02. How it
-was chosen: without the dense layers and with Adam 2e-4, 3000 steps gave 6.56 / 0.098 and 6000
-steps ~7.0 (the label histogram was the limit); with
-them, Adam 2e-4 gave 8.76 / 0.011 after 3000 steps and Adam 4e-4 8.80 after 2000. Spectral norm or
-hinge loss in D, batch 32, a cosine learning-rate decay (8.76) and truncated z did not do better.
+14.4 min of training (all 10 digits); seeds 0, 1, 2 on a 2-core AMD EPYC: 9.00 +- 0.08 and 0.0072 +-
+0.0038 (results/seeds_mnist.jsonl), and seed 0 continued to 4800 steps: 9.02. How it was chosen:
+without the dense layers and with Adam 2e-4, 3000 steps gave 6.56 / 0.098 and 6000 steps ~7.0 (the
+label histogram was the limit); with them, Adam 2e-4 gave 8.76 / 0.011 after 3000 steps and Adam
+4e-4 8.80 after 2000. Spectral norm or hinge loss in D, batch 32, a cosine learning-rate decay
+(8.76) and truncated z did not do better.
 """
 
 from configs import gan_common
