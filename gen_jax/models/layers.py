@@ -53,27 +53,27 @@ def conv_transpose_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)
 
 
-class Conv2x(nn.Module):
+class _Matmul4x4Stride2(nn.Module):
+  """``kernel`` (4, 4, in, out) and ``bias`` as flax's convolutions name and shape them, applied
+  by the subclass's ``op``."""
+  features: int
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  op = None   # (x, kernel) -> y, set by each subclass
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    return type(self).op(x, kernel) + bias
+
+
+class Conv2x(_Matmul4x4Stride2):
   """4x4 stride-2 'SAME' convolution (halves H and W) with ``nn.Conv``'s parameters
   (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_4x4_stride2`."""
-  features: int
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return conv_4x4_stride2(x, kernel) + bias
+  op = staticmethod(conv_4x4_stride2)
 
 
-class ConvTranspose2x(nn.Module):
+class ConvTranspose2x(_Matmul4x4Stride2):
   """4x4 stride-2 'SAME' transposed convolution (doubles H and W) with ``nn.ConvTranspose``'s
   parameters (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_transpose_4x4_stride2`."""
-  features: int
-  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return conv_transpose_4x4_stride2(x, kernel) + bias
+  op = staticmethod(conv_transpose_4x4_stride2)
