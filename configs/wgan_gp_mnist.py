@@ -7,6 +7,12 @@ The paper's settings: penalty weight 10 on (||grad f(x_hat)|| - 1)^2 at per-exam
 of real and generated images, 5 critic steps per generator step, Adam 1e-4 with beta1 0 and beta2
 0.9 for both networks, layer norm instead of batch norm in the critic; 64 images per critic step
 (batch_size = 5 x 64). train/gp_grad_norm should stay near 1.
+
+Measured over seeds 0, 1, 2 (10k samples against the 10k test images on mnist-cnn-v1;
+results/seeds_wgan_gp_mnist.jsonl): FID 117.0 +- 3.6 (DCGAN 8.6, the MLP GAN 151.5), classifier
+Inception Score 7.06 +- 0.07, all 10 classes with label KL to uniform 0.011 +- 0.006; KID puts it
+level with the MLP GAN (28.7 vs 28.1). 1000 generator steps are few for WGAN-GP: Gulrajani et al.
+train for 200k.
 """
 
 from configs import gan_common
