@@ -33,6 +33,10 @@ def base() -> ml_collections.ConfigDict:
       clip=0.0,                      # weight clipping of the critic (loss 'wasserstein')
       ema_decay=0.999,               # EMA of the generator's weights, used for samples (0: none)
       standing_stats_num=512,        # noise vectors for the EMA generator's batch-norm statistics
+      label_smoothing=0.0,           # > 0: D's target for real images is 1 - this (logit losses)
+      gen_top_k=1.0,                 # < 1: G learns from the top fraction of its fakes by D's
+      gen_top_k_decay=0.99,          #   score, max(gen_top_k, decay ** (step / decay_steps))
+      gen_top_k_decay_steps=1000,    #   (Sinha et al. 2020: 0.99 per epoch, down to 0.5-0.75)
   ))
   # Radford et al. (DCGAN): Adam, learning rate 2e-4, beta1 0.5, for both networks.
   # decay_steps > 0: cosine decay of the learning rate to 0 over that many updates of the network.

@@ -17,6 +17,10 @@ loss              discriminator minimises                 generator minimises
 References: Goodfellow et al. 2014 (minimax and non-saturating), Arjovsky et al. 2017 (Wasserstein
 with weight clipping), Gulrajani et al. 2017 (gradient penalty), Lim & Ye 2017 / Miyato et al. 2018
 (hinge).
+
+Two tricks on top: one-sided label smoothing (Salimans et al. 2016; ``real_target`` < 1 in
+:func:`disc_loss`, logit losses only) and top-k generator updates (Sinha et al. 2020;
+:func:`top_k_mean` with the fraction of :func:`top_k_fraction`).
 """
 
 from __future__ import annotations
@@ -39,11 +43,21 @@ def check(kind: str) -> None:
                      f"{', '.join(LOSSES)}.")
 
 
-def disc_loss(kind: str, real: jax.Array, fake: jax.Array) -> jax.Array:
-  """The discriminator's loss per example pair (real_i, fake_i), without any gradient penalty."""
+def disc_loss(kind: str, real: jax.Array, fake: jax.Array, real_target: float = 1.0) -> jax.Array:
+  """The discriminator's loss per example pair (real_i, fake_i), without any gradient penalty.
+
+  ``real_target`` < 1 (logit losses only): one-sided label smoothing, the cross-entropy of D(x)
+  against the target ``real_target`` instead of 1; the fakes' target stays 0.
+  """
   check(kind)
+  if real_target != 1.0 and (kind in CRITIC_LOSSES or not 0.0 < real_target < 1.0):
+    raise ValueError(f"real_target={real_target} (model.label_smoothing = 1 - real_target) needs "
+                     f"a logit loss (minimax, non_saturating) and a value in (0, 1); loss is "
+                     f"{kind!r}. Set model.label_smoothing=0 for the critic losses.")
   if kind in ("minimax", "non_saturating"):
     # -log sigmoid(r) = softplus(-r);  -log(1 - sigmoid(f)) = softplus(f).
+    if real_target != 1.0:
+      return real_target * softplus(-real) + (1.0 - real_target) * softplus(real) + softplus(fake)
     return softplus(-real) + softplus(fake)
   if kind in ("wasserstein", "wgan_gp"):
     return fake - real
@@ -88,3 +102,25 @@ def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, 
   grads = jax.grad(lambda x: critic(x).sum())(x_hat)
   norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1) + 1e-12)
   return (norms - 1.0) ** 2, norms
+
+
+def top_k_fraction(step: jax.Array, nu: float, gamma: float, every: int) -> jax.Array:
+  """max(nu, gamma ** (step / every)): the fraction of a batch's fakes the generator learns from
+  after ``step`` generator steps (Sinha et al. 2020 anneal it by ``gamma`` = 0.99 per epoch down to
+  ``nu`` = 0.5-0.75). ``nu`` = 1 keeps every fake."""
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.maximum(nu, jnp.power(gamma, step / every))
+
+
+def top_k_mean(values: jax.Array, scores: jax.Array, fraction: jax.Array) -> jax.Array:
+  """Mean of ``values`` over the ceil(fraction * batch) examples with the highest ``scores``.
+
+  Top-k training (Sinha et al. 2020): the generator's loss over the fakes the discriminator finds
+  most realistic only; the others get no gradient. ``fraction`` may be traced (annealed during
+  training): the k examples are selected by rank, not with a static ``lax.top_k``.
+  """
+  n = values.shape[0]
+  k = jnp.clip(jnp.ceil(fraction * n), 1, n)
+  rank = jnp.argsort(jnp.argsort(-scores))          # 0 = highest score
+  mask = (rank < k).astype(values.dtype)
+  return jnp.sum(values * jax.lax.stop_gradient(mask)) / k

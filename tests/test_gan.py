@@ -74,6 +74,32 @@ def test_unknown_loss_is_a_clear_error():
     gan_losses.disc_loss("wgan-gp", jnp.zeros(2), jnp.zeros(2))
 
 
+def test_one_sided_label_smoothing_is_the_cross_entropy_to_the_smoothed_target():
+  t = 0.9
+  # -(t log D(x) + (1 - t) log(1 - D(x))) - log(1 - D(G(z))), with -log D = log(1 + e^-logit) and
+  # -log(1 - D) = log(1 + e^logit) (1 - sigmoid(30) has no precision left in float64).
+  nll_real, nll_fake = np.logaddexp(0, -REAL), np.logaddexp(0, REAL)
+  expected = t * nll_real + (1 - t) * nll_fake + np.logaddexp(0, FAKE)
+  for kind in ("minimax", "non_saturating"):
+    d = gan_losses.disc_loss(kind, jnp.asarray(REAL), jnp.asarray(FAKE), real_target=t)
+    np.testing.assert_allclose(d, expected, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="needs a logit loss.*label_smoothing=0"):
+    gan_losses.disc_loss("hinge", jnp.asarray(REAL), jnp.asarray(FAKE), real_target=t)
+
+
+def test_top_k_mean_keeps_the_fakes_with_the_highest_scores():
+  values = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0])
+  scores = jnp.array([0.1, 0.9, 0.5, -2.0, 0.3])
+  # ceil(0.5 * 5) = 3 highest scores: examples 1, 2, 4.
+  assert float(gan_losses.top_k_mean(values, scores, 0.5)) == pytest.approx((2 + 3 + 5) / 3)
+  assert float(gan_losses.top_k_mean(values, scores, 1.0)) == pytest.approx(3.0)
+  assert float(gan_losses.top_k_mean(values, scores, 0.01)) == pytest.approx(2.0)   # at least one
+  grad = jax.grad(lambda v: gan_losses.top_k_mean(v, scores, 0.5))(values)
+  np.testing.assert_allclose(grad, [0, 1 / 3, 1 / 3, 0, 1 / 3], rtol=1e-6)
+  frac = lambda step: float(gan_losses.top_k_fraction(step, 0.6, 0.5, 100))
+  assert frac(0) == 1.0 and frac(50) == pytest.approx(0.5 ** 0.5) and frac(300) == pytest.approx(0.6)
+
+
 def _images(seed, n=4, shape=(3, 3, 2)):
   return _normal(seed, (n, *shape))
 
@@ -192,6 +218,32 @@ def test_ema_decay_schedule_and_update_formula(three_states):
     for a, b in zip(jax.tree.leaves(after.extra["ema_gen"]), jax.tree.leaves(expected)):
       np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   assert not np.allclose(jax.tree.leaves(s2.extra["ema_gen"])[0], jax.tree.leaves(s2.params["gen"])[0])
+
+
+def test_top_k_generator_step_is_the_step_on_the_fakes_d_scores_highest():
+  """With top_k, G's gradient is that of the mean loss over the top fraction of its fakes."""
+  gen, disc, statics = _mlp(top_k=0.5, top_k_decay=0.5, top_k_decay_steps=1)
+  s0 = _state(gen, disc, tx=optax.sgd(1.0))
+  s1, metrics = jax.jit(functools.partial(gan.train_step, **statics))(s0, _batch(8))
+  # Step 0: fraction max(0.5, 0.5 ** 0) = 1, every fake; the next step would use half.
+  assert float(metrics["top_k_fraction"]) == 1.0
+  s2, metrics = jax.jit(functools.partial(gan.train_step, **statics))(s1, _batch(8, 1))
+  assert float(metrics["top_k_fraction"]) == 0.5
+  # By hand: the updated D (the generator step does not change it), the step's noise, the 4 fakes
+  # of s1's generator that D scores highest.
+  d_params = s2.params["disc"]
+  z = jax.random.normal(s1.step_key(1), (8, 8))
+  g = lambda p: gen.apply({"params": p}, z, train=True)
+  d = lambda x: disc.apply({"params": d_params}, x, train=True)
+  best = np.argsort(-np.asarray(d(g(s1.params["gen"]))))[:4]
+  grads = jax.grad(lambda p: gan_losses.gen_loss("non_saturating", d(g(p)))[best].mean())(
+      s1.params["gen"])
+  expected = jax.tree.map(lambda p, gr: p - gr, s1.params["gen"], grads)   # SGD, learning rate 1
+  for a, b in zip(jax.tree.leaves(s2.params["gen"]), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  # The step on all 8 fakes moves G elsewhere.
+  s_all, _ = jax.jit(functools.partial(gan.train_step, **(statics | {"top_k": 1.0})))(s1, _batch(8, 1))
+  assert not np.allclose(jax.tree.leaves(s_all.params["gen"])[0], jax.tree.leaves(s2.params["gen"])[0])
 
 
 def test_weight_clipping_keeps_every_critic_weight_in_bounds():
@@ -425,7 +477,9 @@ def test_bad_gan_configs_are_clear_errors():
   from gen_jax.steps import gan as gan_steps
   cases = [({"model.n_critic": 3}, "batch_size=32 must be a positive multiple of model.n_critic=3"),
            ({"model.loss": "wgan_gp", "model.arch": "dcgan"}, "disc_norm='layer'"),
-           ({"model.clip": 0.01}, "weight clipping")]
+           ({"model.clip": 0.01}, "weight clipping"),
+           ({"model.label_smoothing": 0.1, "model.loss": "hinge"}, "label_smoothing=0.1 needs a logit"),
+           ({"model.gen_top_k": 0.0}, "gen_top_k=0.0 must be a fraction in \\(0, 1\\]")]
   for overrides, message in cases:
     with pytest.raises(ValueError, match=message):
       gan_steps.from_config(_tiny(**overrides), SHAPE)

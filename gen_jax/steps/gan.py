@@ -178,12 +178,12 @@ def critic_minibatches(x: jax.Array, n_critic: int) -> jax.Array:
 
 
 def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps: jax.Array, *,
-                 disc: nn.Module, loss: str, gp_weight: float = 10.0):
+                 disc: nn.Module, loss: str, gp_weight: float = 10.0, label_smoothing: float = 0.0):
   """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts."""
   stats_in = disc_stats
   d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
   d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
-  value = gan_losses.disc_loss(loss, d_real, d_fake).mean()
+  value = gan_losses.disc_loss(loss, d_real, d_fake, real_target=1.0 - label_smoothing).mean()
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
          "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
   if loss == "wgan_gp":
@@ -198,16 +198,27 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
 
 
 def gen_loss_fn(gen_params, gen_stats, disc_params, disc_stats, z: jax.Array, *, gen: nn.Module,
-                disc: nn.Module, loss: str):
+                disc: nn.Module, loss: str, top_k: Optional[jax.Array] = None):
+  """Mean generator loss; with ``top_k`` (a fraction), over the fakes D scores highest only."""
   fake, gen_stats = _apply(gen, gen_params, gen_stats, z)
   d_fake, _ = _apply(disc, disc_params, disc_stats, fake)   # D's running stats: its own steps only
-  return gan_losses.gen_loss(loss, d_fake).mean(), (fake, gen_stats)
+  per_example = gan_losses.gen_loss(loss, d_fake)
+  value = per_example.mean() if top_k is None else gan_losses.top_k_mean(per_example, d_fake, top_k)
+  return value, (fake, gen_stats)
 
 
 def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Module, z_dim: int,
                loss: str, n_critic: int = 1, gp_weight: float = 10.0, clip: float = 0.0,
-               ema_decay: float = 0.999, output: str = "tanh") -> tuple[TrainState, dict]:
-  """``n_critic`` discriminator updates, one generator update, one EMA update; one step."""
+               ema_decay: float = 0.999, output: str = "tanh", label_smoothing: float = 0.0,
+               top_k: float = 1.0, top_k_decay: float = 0.99,
+               top_k_decay_steps: int = 1000) -> tuple[TrainState, dict]:
+  """``n_critic`` discriminator updates, one generator update, one EMA update; one step.
+
+  ``label_smoothing`` > 0: D's target for real images is 1 - label_smoothing (one-sided, logit
+  losses). ``top_k`` < 1: the generator's loss is the mean over the fraction
+  max(top_k, top_k_decay ** (step / top_k_decay_steps)) of its fakes that D scores highest
+  (Sinha et al. 2020); the fraction is logged as ``top_k_fraction``.
+  """
   gan_losses.check(loss)
   real_all = critic_minibatches(to_model_range(batch["image"], output), n_critic)
   m = real_all.shape[0]
@@ -224,7 +235,8 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
     fake, _ = _apply(gen, state.params[GEN], _stats(state, GEN), jax.random.normal(z_key, (m, z_dim)))
     (value, (aux, disc_stats)), grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(
         state.params[DISC], _stats(state, DISC), real, jax.lax.stop_gradient(fake),
-        jax.random.uniform(eps_key, (m,)), disc=disc, loss=loss, gp_weight=gp_weight)
+        jax.random.uniform(eps_key, (m,)), disc=disc, loss=loss, gp_weight=gp_weight,
+        label_smoothing=label_smoothing)
     state = _with_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC, disc_stats)
     if clip:
       state = state.replace(params={**state.params, DISC: clip_weights(state.params[DISC], clip)})
@@ -235,9 +247,13 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   metrics = {k: v / n_critic for k, v in sums.items()}
 
   z = jax.random.normal(state.step_key(1), (m, z_dim))
+  fraction = None
+  if top_k < 1.0:
+    fraction = gan_losses.top_k_fraction(state.step, top_k, top_k_decay, top_k_decay_steps)
+    metrics["top_k_fraction"] = fraction
   (g_value, (fake, gen_stats)), g_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
       state.params[GEN], _stats(state, GEN), state.params[DISC], _stats(state, DISC), z,
-      gen=gen, disc=disc, loss=loss)
+      gen=gen, disc=disc, loss=loss, top_k=fraction)
   decay = ema_decay_at(state.step, ema_decay)
   state = _with_stats(state.apply_gradients({GEN: g_grads}), GEN, gen_stats)
   if "ema_gen" in state.extra:
@@ -385,6 +401,15 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   if m.get("clip", 0.0) and m.loss != "wasserstein":
     raise ValueError(f"model.clip={m.clip} (weight clipping) belongs to model.loss='wasserstein'; "
                      f"set model.clip=0 for loss {m.loss!r}.")
+  if m.get("label_smoothing", 0.0) and (m.loss in gan_losses.CRITIC_LOSSES
+                                        or not 0.0 <= m.label_smoothing < 1.0):
+    raise ValueError(f"model.label_smoothing={m.label_smoothing} needs a logit loss (minimax, "
+                     f"non_saturating) and a value in [0, 1); loss is {m.loss!r}: set "
+                     "model.label_smoothing=0.")
+  if not 0.0 < m.get("gen_top_k", 1.0) <= 1.0 or m.get("gen_top_k_decay_steps", 1000) < 1:
+    raise ValueError(f"model.gen_top_k={m.get('gen_top_k', 1.0)} must be a fraction in (0, 1] "
+                     f"(1: every fake) and model.gen_top_k_decay_steps="
+                     f"{m.get('gen_top_k_decay_steps', 1000)} a positive number of steps.")
   gen, disc = create_models(config, image_shape)
   output = m.get("gen_output", "tanh")
   ema_decay = m.get("ema_decay", 0.999)
@@ -404,7 +429,10 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
              ema=ema_decay > 0),
       train_step=p(train_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, n_critic=n_critic,
                    gp_weight=m.get("gp_weight", 10.0), clip=m.get("clip", 0.0),
-                   ema_decay=ema_decay, output=output),
+                   ema_decay=ema_decay, output=output,
+                   label_smoothing=m.get("label_smoothing", 0.0), top_k=m.get("gen_top_k", 1.0),
+                   top_k_decay=m.get("gen_top_k_decay", 0.99),
+                   top_k_decay_steps=m.get("gen_top_k_decay_steps", 1000)),
       eval_step=p(eval_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, output=output,
                   standing_num=standing_num, classifier=classifier),
       sample=p(sample, gen=gen, z_dim=m.z_dim, output=output, standing_num=standing_num),
