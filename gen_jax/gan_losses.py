@@ -18,7 +18,7 @@ References: Goodfellow et al. 2014 (minimax and non-saturating), Arjovsky et al.
 with weight clipping), Gulrajani et al. 2017 (gradient penalty), Lim & Ye 2017 / Miyato et al. 2018
 (hinge).
 
-Two tricks on top: one-sided label smoothing (Salimans et al. 2016; ``real_target`` < 1 in
+Two tricks on top: one-sided label smoothing (Salimans et al. 2016; ``label_smoothing`` > 0 in
 :func:`disc_loss`, logit losses only) and top-k generator updates (Sinha et al. 2020;
 :func:`top_k_mean` with the fraction of :func:`top_k_fraction`).
 """
@@ -43,22 +43,25 @@ def check(kind: str) -> None:
                      f"{', '.join(LOSSES)}.")
 
 
-def disc_loss(kind: str, real: jax.Array, fake: jax.Array, real_target: float = 1.0) -> jax.Array:
+def check_label_smoothing(kind: str, label_smoothing: float) -> None:
+  if label_smoothing and (kind in CRITIC_LOSSES or not 0.0 < label_smoothing < 1.0):
+    raise ValueError(f"model.label_smoothing={label_smoothing} needs a logit loss (minimax, "
+                     f"non_saturating) and a value in [0, 1); loss is {kind!r}: set "
+                     "model.label_smoothing=0.")
+
+
+def disc_loss(kind: str, real: jax.Array, fake: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
   """The discriminator's loss per example pair (real_i, fake_i), without any gradient penalty.
 
-  ``real_target`` < 1 (logit losses only): one-sided label smoothing, the cross-entropy of D(x)
-  against the target ``real_target`` instead of 1; the fakes' target stays 0.
+  ``label_smoothing`` > 0 (logit losses only): one-sided label smoothing, the cross-entropy of D(x)
+  against the target 1 - ``label_smoothing`` instead of 1; the fakes' target stays 0.
   """
   check(kind)
-  if real_target != 1.0 and (kind in CRITIC_LOSSES or not 0.0 < real_target < 1.0):
-    raise ValueError(f"real_target={real_target} (model.label_smoothing = 1 - real_target) needs "
-                     f"a logit loss (minimax, non_saturating) and a value in (0, 1); loss is "
-                     f"{kind!r}. Set model.label_smoothing=0 for the critic losses.")
+  check_label_smoothing(kind, label_smoothing)
   if kind in ("minimax", "non_saturating"):
     # -log sigmoid(r) = softplus(-r);  -log(1 - sigmoid(f)) = softplus(f).
-    if real_target != 1.0:
-      return real_target * softplus(-real) + (1.0 - real_target) * softplus(real) + softplus(fake)
-    return softplus(-real) + softplus(fake)
+    return ((1.0 - label_smoothing) * softplus(-real) + label_smoothing * softplus(real)
+            + softplus(fake))
   if kind in ("wasserstein", "wgan_gp"):
     return fake - real
   return jax.nn.relu(1.0 - real) + jax.nn.relu(1.0 + fake)   # hinge

@@ -81,10 +81,10 @@ def test_one_sided_label_smoothing_is_the_cross_entropy_to_the_smoothed_target()
   nll_real, nll_fake = np.logaddexp(0, -REAL), np.logaddexp(0, REAL)
   expected = t * nll_real + (1 - t) * nll_fake + np.logaddexp(0, FAKE)
   for kind in ("minimax", "non_saturating"):
-    d = gan_losses.disc_loss(kind, jnp.asarray(REAL), jnp.asarray(FAKE), real_target=t)
+    d = gan_losses.disc_loss(kind, jnp.asarray(REAL), jnp.asarray(FAKE), label_smoothing=1 - t)
     np.testing.assert_allclose(d, expected, rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="needs a logit loss.*label_smoothing=0"):
-    gan_losses.disc_loss("hinge", jnp.asarray(REAL), jnp.asarray(FAKE), real_target=t)
+    gan_losses.disc_loss("hinge", jnp.asarray(REAL), jnp.asarray(FAKE), label_smoothing=1 - t)
 
 
 def test_top_k_mean_keeps_the_fakes_with_the_highest_scores():

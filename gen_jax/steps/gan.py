@@ -183,7 +183,7 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
   stats_in = disc_stats
   d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
   d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
-  value = gan_losses.disc_loss(loss, d_real, d_fake, real_target=1.0 - label_smoothing).mean()
+  value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean()
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
          "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
   if loss == "wgan_gp":
@@ -401,11 +401,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   if m.get("clip", 0.0) and m.loss != "wasserstein":
     raise ValueError(f"model.clip={m.clip} (weight clipping) belongs to model.loss='wasserstein'; "
                      f"set model.clip=0 for loss {m.loss!r}.")
-  if m.get("label_smoothing", 0.0) and (m.loss in gan_losses.CRITIC_LOSSES
-                                        or not 0.0 <= m.label_smoothing < 1.0):
-    raise ValueError(f"model.label_smoothing={m.label_smoothing} needs a logit loss (minimax, "
-                     f"non_saturating) and a value in [0, 1); loss is {m.loss!r}: set "
-                     "model.label_smoothing=0.")
+  gan_losses.check_label_smoothing(m.loss, m.get("label_smoothing", 0.0))
   if not 0.0 < m.get("gen_top_k", 1.0) <= 1.0 or m.get("gen_top_k_decay_steps", 1000) < 1:
     raise ValueError(f"model.gen_top_k={m.get('gen_top_k', 1.0)} must be a fraction in (0, 1] "
                      f"(1: every fake) and model.gen_top_k_decay_steps="
