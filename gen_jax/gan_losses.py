@@ -18,9 +18,10 @@ References: Goodfellow et al. 2014 (minimax and non-saturating), Arjovsky et al.
 with weight clipping), Gulrajani et al. 2017 (gradient penalty), Lim & Ye 2017 / Miyato et al. 2018
 (hinge).
 
-Two tricks on top: one-sided label smoothing (Salimans et al. 2016; ``label_smoothing`` > 0 in
-:func:`disc_loss`, logit losses only) and top-k generator updates (Sinha et al. 2020;
-:func:`top_k_mean` with the fraction of :func:`top_k_fraction`).
+A zero-centred penalty on real data, R1 (Mescheder et al. 2018; :func:`r1_penalty`), works with
+any of the losses. Two tricks on top: one-sided label smoothing (Salimans et al. 2016;
+``label_smoothing`` > 0 in :func:`disc_loss`, logit losses only) and top-k generator updates
+(Sinha et al. 2020; :func:`top_k_mean` with the fraction of :func:`top_k_fraction`).
 """
 
 from __future__ import annotations
@@ -105,6 +106,15 @@ def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, 
   grads = jax.grad(lambda x: critic(x).sum())(x_hat)
   norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1) + 1e-12)
   return (norms - 1.0) ** 2, norms
+
+
+def r1_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.Array:
+  """||grad_x critic(x_i)||_2^2 per real example: Mescheder et al.'s R1, which the discriminator
+  adds as gamma / 2 times its mean. Zero-centred: it pulls D's gradient on the data to 0, where
+  an equilibrium with p_g = p_data has it. ``critic`` must treat examples independently (no batch
+  norm), as for :func:`gradient_penalty`."""
+  grads = jax.grad(lambda x: critic(x).sum())(real)
+  return jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1)
 
 
 def top_k_fraction(step: jax.Array, nu: float, gamma: float, every: int) -> jax.Array:

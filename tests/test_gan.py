@@ -153,6 +153,51 @@ def test_discriminator_loss_with_penalty_matches_a_hand_computation():
   assert float(aux["gp_grad_norm"]) == pytest.approx(norm_w, rel=1e-5)
 
 
+def test_r1_penalty_is_the_squared_gradient_norm_at_each_real_example():
+  real = _images(1)
+  w = _images(0, 1)[0]
+  r1 = lambda critic: jax.jit(functools.partial(gan_losses.r1_penalty, critic))(real)
+  np.testing.assert_allclose(r1(lambda x: jnp.sum(x * w, axis=(1, 2, 3))),
+                             np.full(4, np.sum(np.asarray(w, np.float64) ** 2)), rtol=1e-5)
+  # critic(x) = |x|^2 / 2 has gradient x: the penalty is |x_i|^2, example by example.
+  np.testing.assert_allclose(r1(lambda x: 0.5 * jnp.sum(x ** 2, axis=(1, 2, 3))),
+                             np.sum(np.asarray(real, np.float64).reshape(4, -1) ** 2, 1), rtol=1e-5)
+
+
+def test_discriminator_loss_with_r1_matches_a_hand_computation():
+  disc = gm.MLPDiscriminator(hidden=())    # linear: f(x) = <w, x> + b, gradient w everywhere
+  real, fake = (_uniform(i, (6, *SHAPE)) for i in (0, 1))
+  params = jax.jit(disc.init)(jax.random.PRNGKey(2), real)["params"]
+  w = np.asarray(params["Dense_0"]["kernel"], np.float64)[:, 0]
+  b = float(params["Dense_0"]["bias"][0])
+  f = lambda x: np.asarray(x, np.float64).reshape(6, -1) @ w + b
+  softplus = lambda v: np.log1p(np.exp(v))
+  for every in (1, 4):
+    value, (aux, _) = jax.jit(functools.partial(
+        gan.disc_loss_fn, disc=disc, loss="non_saturating", r1_weight=3.0, r1_every=every))(
+            params, None, real, fake, np.zeros(6, np.float32))
+    hand = np.mean(softplus(-f(real)) + softplus(f(fake))) + 0.5 * 3.0 * every * np.sum(w ** 2)
+    assert float(value) == pytest.approx(hand, rel=1e-4)
+    assert float(aux["r1_grad_sq"]) == pytest.approx(every * np.sum(w ** 2), rel=1e-4)
+
+
+def test_lazy_r1_penalizes_only_the_steps_that_are_multiples_of_its_interval():
+  """r1_every=2: step 0 is the step with the penalty weighted twice, step 1 the one without."""
+  gen, disc, statics = _mlp()
+  step = lambda **kw: jax.jit(functools.partial(gan.train_step, **(statics | kw)))
+  s0 = _state(gen, disc, tx=optax.sgd(0.1))
+  lazy0, m0 = step(r1_weight=0.5, r1_every=2)(s0, _batch(8))
+  eager0, _ = step(r1_weight=1.0)(s0, _batch(8))
+  plain0, _ = step()(s0, _batch(8))
+  lazy1, m1 = step(r1_weight=0.5, r1_every=2)(lazy0, _batch(8, 1))
+  plain1, _ = step()(lazy0, _batch(8, 1))
+  close = lambda a, b: all(np.allclose(x, y, rtol=1e-5, atol=1e-7) for x, y in
+                           zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
+  assert close(lazy0, eager0) and not close(lazy0, plain0)
+  assert close(lazy1, plain1)
+  assert float(m0["r1_grad_sq"]) > 0 and float(m1["r1_grad_sq"]) == 0.0
+
+
 # ---------------------------------------------------------------------------------------------
 # The step.
 
@@ -479,7 +524,9 @@ def test_bad_gan_configs_are_clear_errors():
            ({"model.loss": "wgan_gp", "model.arch": "dcgan"}, "disc_norm='layer'"),
            ({"model.clip": 0.01}, "weight clipping"),
            ({"model.label_smoothing": 0.1, "model.loss": "hinge"}, "label_smoothing=0.1 needs a logit"),
-           ({"model.gen_top_k": 0.0}, "gen_top_k=0.0 must be a fraction in \\(0, 1\\]")]
+           ({"model.gen_top_k": 0.0}, "gen_top_k=0.0 must be a fraction in \\(0, 1\\]"),
+           ({"model.r1_weight": -1.0}, "r1_weight=-1.0 must be >= 0"),
+           ({"model.r1_weight": 1.0, "model.arch": "dcgan"}, "R1 penalty .* needs a critic without batch norm")]
   for overrides, message in cases:
     with pytest.raises(ValueError, match=message):
       gan_steps.from_config(_tiny(**overrides), SHAPE)

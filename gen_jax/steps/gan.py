@@ -177,23 +177,39 @@ def critic_minibatches(x: jax.Array, n_critic: int) -> jax.Array:
   return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:])
 
 
+def _check_per_example(disc: nn.Module, what: str) -> None:
+  if getattr(disc, "norm", "none") == "batch":
+    raise ValueError(f"{what} needs a critic that treats examples independently; "
+                     "set model.disc_norm='layer', 'spectral' or 'none' (not 'batch').")
+
+
 def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps: jax.Array, *,
-                 disc: nn.Module, loss: str, gp_weight: float = 10.0, label_smoothing: float = 0.0):
-  """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts."""
+                 disc: nn.Module, loss: str, gp_weight: float = 10.0, label_smoothing: float = 0.0,
+                 r1_weight: float = 0.0, r1_every: int = 1):
+  """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts.
+
+  ``r1_weight`` = gamma > 0 adds R1, gamma / 2 * r1_every * mean ||grad_x D(x)||^2 over the real
+  images; a lazy caller that adds it on one step in ``r1_every`` passes that interval, so that the
+  penalty per step is the same on average (Karras et al. 2020). ``r1_grad_sq`` in the metrics is
+  r1_every times the mean squared norm, so its mean over steps estimates the norm on every step.
+  """
   stats_in = disc_stats
   d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
   d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
   value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean()
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
          "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
+  critic = lambda v: _apply(disc, disc_params, stats_in, v)[0]
   if loss == "wgan_gp":
-    if getattr(disc, "norm", "none") == "batch":
-      raise ValueError("the gradient penalty needs a critic that treats examples independently; "
-                       "set model.disc_norm='layer', 'spectral' or 'none' (not 'batch').")
-    penalty, norms = gan_losses.gradient_penalty(
-        lambda v: _apply(disc, disc_params, stats_in, v)[0], real, fake, eps)
+    _check_per_example(disc, "the gradient penalty")
+    penalty, norms = gan_losses.gradient_penalty(critic, real, fake, eps)
     value = value + gp_weight * penalty.mean()
     aux |= {"gp": penalty.mean(), "gp_grad_norm": norms.mean()}
+  if r1_weight:
+    _check_per_example(disc, "the R1 penalty (model.r1_weight)")
+    sq = r1_every * gan_losses.r1_penalty(critic, real).mean()
+    value = value + 0.5 * r1_weight * sq
+    aux["r1_grad_sq"] = sq
   return value, (aux, disc_stats)
 
 
@@ -210,14 +226,16 @@ def gen_loss_fn(gen_params, gen_stats, disc_params, disc_stats, z: jax.Array, *,
 def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Module, z_dim: int,
                loss: str, n_critic: int = 1, gp_weight: float = 10.0, clip: float = 0.0,
                ema_decay: float = 0.999, output: str = "tanh", label_smoothing: float = 0.0,
-               top_k: float = 1.0, top_k_decay: float = 0.99,
-               top_k_decay_steps: int = 1000) -> tuple[TrainState, dict]:
+               top_k: float = 1.0, top_k_decay: float = 0.99, top_k_decay_steps: int = 1000,
+               r1_weight: float = 0.0, r1_every: int = 1) -> tuple[TrainState, dict]:
   """``n_critic`` discriminator updates, one generator update, one EMA update; one step.
 
   ``label_smoothing`` > 0: D's target for real images is 1 - label_smoothing (one-sided, logit
   losses). ``top_k`` < 1: the generator's loss is the mean over the fraction
   max(top_k, top_k_decay ** (step / top_k_decay_steps)) of its fakes that D scores highest
-  (Sinha et al. 2020); the fraction is logged as ``top_k_fraction``.
+  (Sinha et al. 2020); the fraction is logged as ``top_k_fraction``. ``r1_weight`` > 0: the R1
+  penalty of :func:`disc_loss_fn` on the real images, on the steps that are multiples of
+  ``r1_every`` only (lazy regularization; a ``lax.cond``, so the other steps skip its cost).
   """
   gan_losses.check(loss)
   real_all = critic_minibatches(to_model_range(batch["image"], output), n_critic)
@@ -226,6 +244,8 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   names = ["d_real_raw", "d_fake_raw", "d_real", "d_fake", "disc_grad_norm", "disc_loss"]
   if loss == "wgan_gp":
     names += ["gp", "gp_grad_norm"]
+  if r1_weight:
+    names += ["r1_grad_sq"]
   sums = {k: jnp.zeros((), jnp.float32) for k in names}
 
   def critic_step(i, carry):
@@ -233,10 +253,19 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
     z_key, eps_key = jax.random.split(jax.random.fold_in(state.step_key(0), i))
     real = jax.lax.dynamic_index_in_dim(real_all, i, axis=1, keepdims=False)
     fake, _ = _apply(gen, state.params[GEN], _stats(state, GEN), jax.random.normal(z_key, (m, z_dim)))
-    (value, (aux, disc_stats)), grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(
-        state.params[DISC], _stats(state, DISC), real, jax.lax.stop_gradient(fake),
-        jax.random.uniform(eps_key, (m,)), disc=disc, loss=loss, gp_weight=gp_weight,
-        label_smoothing=label_smoothing)
+    disc_grads = functools.partial(
+        jax.value_and_grad(disc_loss_fn, has_aux=True), state.params[DISC], _stats(state, DISC),
+        real, jax.lax.stop_gradient(fake), jax.random.uniform(eps_key, (m,)), disc=disc,
+        loss=loss, gp_weight=gp_weight, label_smoothing=label_smoothing)
+    if r1_weight and r1_every > 1:
+      def without_r1():
+        (value, (aux, disc_stats)), grads = disc_grads()
+        return (value, (aux | {"r1_grad_sq": jnp.zeros((), jnp.float32)}, disc_stats)), grads
+      (value, (aux, disc_stats)), grads = jax.lax.cond(
+          state.step % r1_every == 0,
+          functools.partial(disc_grads, r1_weight=r1_weight, r1_every=r1_every), without_r1)
+    else:
+      (value, (aux, disc_stats)), grads = disc_grads(r1_weight=r1_weight)
     state = _with_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC, disc_stats)
     if clip:
       state = state.replace(params={**state.params, DISC: clip_weights(state.params[DISC], clip)})
@@ -395,9 +424,14 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
     raise ValueError(f"batch_size={config.batch_size} must be a positive multiple of "
                      f"model.n_critic={n_critic}: the n_critic discriminator steps each take "
                      "batch_size / n_critic real images.")
-  if m.loss == "wgan_gp" and m.arch == "dcgan" and m.get("disc_norm", "batch") == "batch":
-    raise ValueError("the gradient penalty (model.loss='wgan_gp') needs a critic without batch "
-                     "norm: set model.disc_norm='layer' (Gulrajani et al.), 'spectral' or 'none'.")
+  if m.get("r1_weight", 0.0) < 0 or m.get("r1_every", 1) < 1:
+    raise ValueError(f"model.r1_weight={m.get('r1_weight', 0.0)} must be >= 0 (0: no R1 penalty) "
+                     f"and model.r1_every={m.get('r1_every', 1)} a positive number of steps.")
+  for what, on in (("the gradient penalty (model.loss='wgan_gp')", m.loss == "wgan_gp"),
+                   ("the R1 penalty (model.r1_weight > 0)", m.get("r1_weight", 0.0) > 0)):
+    if on and m.arch == "dcgan" and m.get("disc_norm", "batch") == "batch":
+      raise ValueError(f"{what} needs a critic without batch norm: set model.disc_norm='layer' "
+                       "(Gulrajani et al.), 'spectral' or 'none'.")
   if m.get("clip", 0.0) and m.loss != "wasserstein":
     raise ValueError(f"model.clip={m.clip} (weight clipping) belongs to model.loss='wasserstein'; "
                      f"set model.clip=0 for loss {m.loss!r}.")
@@ -428,7 +462,8 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
                    ema_decay=ema_decay, output=output,
                    label_smoothing=m.get("label_smoothing", 0.0), top_k=m.get("gen_top_k", 1.0),
                    top_k_decay=m.get("gen_top_k_decay", 0.99),
-                   top_k_decay_steps=m.get("gen_top_k_decay_steps", 1000)),
+                   top_k_decay_steps=m.get("gen_top_k_decay_steps", 1000),
+                   r1_weight=m.get("r1_weight", 0.0), r1_every=m.get("r1_every", 1)),
       eval_step=p(eval_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, output=output,
                   standing_num=standing_num, classifier=classifier),
       sample=p(sample, gen=gen, z_dim=m.z_dim, output=output, standing_num=standing_num),
