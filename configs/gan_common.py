@@ -39,6 +39,8 @@ def base() -> ml_collections.ConfigDict:
       gen_top_k_decay_steps=1000,    #   (Sinha et al. 2020: 0.99 per epoch, down to 0.5-0.75)
       r1_weight=0.0,                 # > 0: gamma of the R1 penalty on real images (Mescheder
       r1_every=1,                    #   et al. 2018), on every r1_every-th step only (lazy)
+      cat_dim=0,                     # > 0: InfoGAN, a uniform categorical code of this many
+      info_weight=1.0,               #   values in the noise, and D's Q head; lambda of its term
   ))
   # Radford et al. (DCGAN): Adam, learning rate 2e-4, beta1 0.5, for both networks.
   # decay_steps > 0: cosine decay of the learning rate to 0 over that many updates of the network.

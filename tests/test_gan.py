@@ -198,6 +198,93 @@ def test_lazy_r1_penalizes_only_the_steps_that_are_multiples_of_its_interval():
   assert float(m0["r1_grad_sq"]) > 0 and float(m1["r1_grad_sq"]) == 0.0
 
 
+def test_latent_is_the_plain_noise_without_a_code_and_appends_its_one_hot_with_one():
+  key = jax.random.PRNGKey(3)
+  z, codes = jax.jit(gan.latent, static_argnums=(1, 2))(key, 6, 5)
+  assert codes is None
+  np.testing.assert_array_equal(z, jax.random.normal(key, (6, 5)))   # the stream of old runs
+  fixed = np.array([0, 1, 2, 3, 2, 1])
+  z, codes = jax.jit(gan.latent, static_argnums=(1, 2, 3))(key, 6, 5, 4, fixed)
+  assert z.shape == (6, 9)
+  np.testing.assert_array_equal(codes, fixed)
+  np.testing.assert_array_equal(z[:, 5:], np.eye(4)[fixed])
+  drawn = np.asarray(gan.latent(key, 4000, 2, 4)[1])
+  assert set(drawn) == {0, 1, 2, 3} and np.abs(np.bincount(drawn) / 4000 - 0.25).max() < 0.03
+  with pytest.raises(ValueError, match="model.cat_dim > 0"):
+    gan.latent(key, 6, 5, 0, fixed)
+
+
+def _info_disc():
+  disc = gm.MLPDiscriminator(hidden=(), q_dim=3, centre=True)   # Q reads the centred pixels
+  x = _uniform(0, (5, *SHAPE))
+  params = jax.jit(disc.init)(jax.random.PRNGKey(2), x)["params"]
+  flat_x = 2.0 * np.asarray(x, np.float64).reshape(5, -1) - 1.0
+  dense = lambda name, h: h @ np.asarray(params[name]["kernel"], np.float64) + np.asarray(
+      params[name]["bias"], np.float64)
+  h = dense("q_hidden", flat_x)
+  q = dense("q_out", np.where(h > 0, h, 0.2 * h))
+  return disc, x, params, q
+
+
+def _ce(logits, codes):
+  logits = logits - logits.max(-1, keepdims=True)
+  log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  return -log_p[np.arange(len(codes)), codes].mean()
+
+
+def test_info_head_reads_the_last_hidden_layer_and_leaves_d_output_alone():
+  disc, x, params, q_hand = _info_disc()
+  out, q, stats = jax.jit(functools.partial(gan._apply_q, disc))(params, None, x)
+  assert stats is None and q.shape == (5, 3)
+  np.testing.assert_allclose(q, q_hand, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(out, disc.apply({"params": params}, x), rtol=1e-6)
+  codes = np.array([0, 2, 1, 1, 0])
+  assert float(gan.info_ce(q, codes)) == pytest.approx(_ce(q_hand, codes), rel=1e-4)
+
+
+def test_discriminator_loss_with_codes_adds_the_weighted_info_term():
+  disc, fake, params, q_hand = _info_disc()
+  real = _uniform(1, (5, *SHAPE))
+  codes = np.array([0, 2, 1, 1, 0])
+  eps = np.zeros(5, np.float32)
+  fn = lambda **kw: jax.jit(functools.partial(gan.disc_loss_fn, disc=disc, loss="non_saturating",
+                                              **kw))(params, None, real, fake, eps)
+  plain, _ = fn()
+  with_info, _ = fn(codes=codes, info_weight=0.5)
+  assert float(with_info) == pytest.approx(float(plain) + 0.5 * _ce(q_hand, codes), rel=1e-4)
+
+
+def test_infogan_generator_step_follows_the_gradient_of_both_terms():
+  gen = gm.MLPGenerator(hidden=(16,), image_shape=SHAPE, output="sigmoid")
+  disc = gm.MLPDiscriminator(hidden=(16,), q_dim=4, centre=True)
+  statics = dict(gen=gen, disc=disc, z_dim=8, loss="non_saturating", output="sigmoid", cat_dim=4,
+                 info_weight=2.0)
+  s0 = jax.jit(functools.partial(gan.init_state, gen=gen, disc=disc, z_dim=8, cat_dim=4,
+                                 tx_gen=optax.sgd(1.0), tx_disc=optax.sgd(1.0),
+                                 image_shape=SHAPE))(jax.random.PRNGKey(0))
+  s1, metrics = jax.jit(functools.partial(gan.train_step, **statics))(s0, _batch(8))
+  z, codes = gan.latent(s0.step_key(1), 8, 8, 4)
+  d_params = s1.params["disc"]       # the generator step runs against the updated D
+
+  def loss(p, weight):
+    fake = gen.apply({"params": p}, z, train=True)
+    d, q, _ = gan._apply_q(disc, d_params, None, fake)
+    return gan_losses.gen_loss("non_saturating", d).mean() + weight * gan.info_ce(q, codes)
+
+  for weight, expect_equal in ((2.0, True), (0.0, False)):
+    grads = jax.grad(loss)(s0.params["gen"], weight)
+    expected = jax.tree.map(lambda p, g: p - g, s0.params["gen"], grads)
+    same = all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in
+               zip(jax.tree.leaves(s1.params["gen"]), jax.tree.leaves(expected)))
+    assert same == expect_equal
+  fake = gen.apply({"params": s0.params["gen"]}, z, train=True)
+  q = gan._apply_q(disc, d_params, None, fake)[1]
+  assert float(metrics["info_ce"]) == pytest.approx(float(gan.info_ce(q, codes)), rel=1e-4)
+  images = gan.sample(s1, jax.random.PRNGKey(1), 4, gen=gen, z_dim=8, output="sigmoid", cat_dim=4,
+                      codes=jnp.arange(4))
+  assert images.shape == (4, *SHAPE)
+
+
 # ---------------------------------------------------------------------------------------------
 # The step.
 
@@ -469,19 +556,22 @@ def _tiny(name="gan_mnist", **overrides):
 
 @pytest.mark.slow
 def test_run_logs_both_networks_and_the_classifier_scores(tfds_dir, tmp_path):
+  # With InfoGAN's code, so that its Q head, its term and the code purity go through the loop too.
   final = train.train_and_evaluate(
-      _tiny(**{"eval.classifier": "mnist-cnn-v1", "eval.is_num_samples": 2000}), str(tmp_path))
+      _tiny(**{"eval.classifier": "mnist-cnn-v1", "eval.is_num_samples": 2000,
+               "model.cat_dim": 10}), str(tmp_path))
   rows = _rows(tmp_path)
   train_rows = [r for r in rows if "train/loss" in r]
   assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
   for key in ("disc_loss", "gen_loss", "d_real", "d_fake", "disc_grad_norm", "gen_grad_norm",
-              "fake_pixel_std"):
+              "fake_pixel_std", "info_ce"):
     assert all(np.isfinite(r[f"train/{key}"]) for r in train_rows), key
   assert all(0 < r["train/d_real"] < 1 and r["train/loss"] == r["train/disc_loss"] for r in train_rows)
   eval_rows = [r for r in rows if "eval/d_real" in r]
   assert [r["step"] for r in eval_rows] == [10, 20]
   assert 1 <= eval_rows[-1]["eval/cls_modes"] <= 10 and eval_rows[-1]["eval/cls_log_is"] >= 0
   assert 1.0 <= final["eval/inception_score"] <= 10.0 and 1 <= final["eval/modes_covered"] <= 10
+  assert 0.1 <= final["eval/code_purity"] <= 1.0 and 1 <= final["eval/code_classes"] <= 10
   assert sorted(p.name for p in tmp_path.glob("*.png")) == ["samples_00000010.png",
                                                             "samples_00000020.png"]
 
@@ -526,6 +616,7 @@ def test_bad_gan_configs_are_clear_errors():
            ({"model.label_smoothing": 0.1, "model.loss": "hinge"}, "label_smoothing=0.1 needs a logit"),
            ({"model.gen_top_k": 0.0}, "gen_top_k=0.0 must be a fraction in \\(0, 1\\]"),
            ({"model.r1_weight": -1.0}, "r1_weight=-1.0 must be >= 0"),
+           ({"model.cat_dim": 1}, "cat_dim=1 is the number of categories"),
            ({"model.r1_weight": 1.0, "model.arch": "dcgan"}, "R1 penalty .* needs a critic without batch norm")]
   for overrides, message in cases:
     with pytest.raises(ValueError, match=message):

@@ -228,3 +228,13 @@ def test_mode_coverage():
   q = np.array([1.0, 2.0, 3.0, 4.0]) / 10
   np.testing.assert_allclose(classifier.mode_coverage([1, 2, 3, 4])["kl_to_uniform"],
                              np.sum(q * np.log(4 * q)), rtol=1e-12)
+
+
+def test_code_purity_counts_each_codes_majority_class():
+  eye = np.eye(3, dtype=np.float32)
+  # Code 0 draws classes 0, 0, 0, 1 (purity 3/4), code 1 draws 2, 2, 2, 2 (1), code 2 draws
+  # 2, 2, 1, 0 (1/2): mean 3/4; the majorities are 0, 2, 2, two distinct classes.
+  probs = np.stack([eye[[0, 0, 0, 1]], eye[[2, 2, 2, 2]], eye[[2, 2, 1, 0]]])
+  assert classifier.code_purity(probs) == dict(code_purity=0.75, code_classes=2)
+  assert classifier.code_purity(np.stack([eye[[k] * 5] for k in range(3)])) == dict(
+      code_purity=1.0, code_classes=3)

@@ -8,6 +8,9 @@
 * Mode coverage: the histogram of predicted labels (argmax), its KL to the uniform distribution
   (0 when every class is predicted equally often, log C when only one is) and the number of
   classes predicted at least once.
+* Code purity (a generator with a categorical code, InfoGAN): for each code value, the share of
+  its samples in the class predicted most often for it; their mean, and how many distinct classes
+  those majorities are (= the number of codes when each code draws its own class).
 
 Probabilities go in, not logits (use ``jax.nn.softmax``); 0 log 0 is taken as 0. The per-example
 terms are computed in float32 on the device; the sums over examples are float64 on the host.
@@ -66,3 +69,12 @@ def mode_coverage(counts) -> dict[str, float]:
   nz = q > 0
   return dict(kl_to_uniform=float(np.sum(q[nz] * np.log(q[nz] * len(q)))),
               modes_covered=int(nz.sum()))
+
+
+def code_purity(probs_per_code) -> dict[str, float]:
+  """Mean code purity and the number of distinct majority classes; ``probs_per_code`` is
+  (codes, samples, C): p(y|x) of samples drawn with each value of the code."""
+  labels = np.asarray(jax.device_get(jnp.argmax(probs_per_code, axis=-1)))
+  counts = np.stack([np.bincount(row, minlength=probs_per_code.shape[-1]) for row in labels])
+  return dict(code_purity=float(np.mean(counts.max(1) / labels.shape[1])),
+              code_classes=int(len(set(counts.argmax(1).tolist()))))

@@ -95,11 +95,22 @@ def _centred(x: jax.Array, centre: bool) -> jax.Array:
   return 2.0 * x - 1.0 if centre else x
 
 
+def _info_head(module: nn.Module, h: jax.Array, q_dim: int) -> None:
+  """InfoGAN's Q (Chen et al. 2016): logits of q(c | x) over ``q_dim`` categories from the
+  discriminator's last hidden layer ``h`` (dense 128, leaky ReLU, dense ``q_dim``), sown into the
+  ``intermediates`` collection as ``q_logits``; a caller that does not ask for it gets D's output
+  alone. Nothing when ``q_dim`` is 0."""
+  if q_dim:
+    q = nn.leaky_relu(nn.Dense(128, kernel_init=_INIT, name="q_hidden")(h), 0.2)
+    module.sow("intermediates", "q_logits", nn.Dense(q_dim, kernel_init=_INIT, name="q_out")(q))
+
+
 class MLPDiscriminator(nn.Module):
   """Flattened image -> leaky-ReLU hidden layers -> one raw output per example, (batch,).
-  ``centre``: see :func:`_centred`."""
+  ``centre``: see :func:`_centred`. ``q_dim`` > 0: InfoGAN's Q head, see :func:`_info_head`."""
   hidden: Sequence[int] = (256, 128)
   centre: bool = False
+  q_dim: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -107,6 +118,7 @@ class MLPDiscriminator(nn.Module):
     h = _centred(x, self.centre).reshape(x.shape[0], -1)
     for width in self.hidden:
       h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
+    _info_head(self, h, self.q_dim)
     return nn.Dense(1)(h)[:, 0]
 
 
@@ -152,13 +164,15 @@ class DCGANDiscriminator(nn.Module):
   value instead (Miyato et al. 2018; one power iteration per call, its vectors in ``batch_stats``).
   ``dense``: widths of fully connected layers (with ``norm`` and leaky ReLU) between the last
   convolution and the output (InfoGAN's MNIST discriminator has one of 1024). ``centre``: see
-  :func:`_centred`.
+  :func:`_centred`. ``q_dim`` > 0: InfoGAN's Q head on the last hidden layer, see
+  :func:`_info_head`.
   """
   channels: Sequence[int] = (64, 128)
   norm: str = "batch"
   bn_momentum: float = 0.9
   dense: Sequence[int] = ()
   centre: bool = False
+  q_dim: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -179,6 +193,7 @@ class DCGANDiscriminator(nn.Module):
       if not spectral:
         h = _normalize(h, self.norm, train, self.bn_momentum)
       h = nn.leaky_relu(h, 0.2)
+    _info_head(self, h, self.q_dim)
     return layer(nn.Dense(1, kernel_init=_INIT), h)[:, 0]
 
 
@@ -205,13 +220,13 @@ def make_generator(arch: str, *, image_shape: Sequence[int], hidden: Sequence[in
 def make_discriminator(arch: str, *, hidden: Sequence[int] = (256, 128),
                        channels: Sequence[int] = (64, 128), norm: str = "batch",
                        bn_momentum: float = 0.9, dense: Sequence[int] = (),
-                       centre: bool = False) -> nn.Module:
+                       centre: bool = False, q_dim: int = 0) -> nn.Module:
   if norm not in NORMS:
     raise ValueError(f"unknown normalization {norm!r} (config.model.disc_norm); "
                      f"choose one of {', '.join(NORMS)}.")
   if arch == "mlp":
-    return MLPDiscriminator(hidden=tuple(hidden), centre=centre)
+    return MLPDiscriminator(hidden=tuple(hidden), centre=centre, q_dim=q_dim)
   if arch == "dcgan":
     return DCGANDiscriminator(channels=tuple(channels), norm=norm, bn_momentum=bn_momentum,
-                              dense=tuple(dense), centre=centre)
+                              dense=tuple(dense), centre=centre, q_dim=q_dim)
   raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}.")

@@ -1,4 +1,5 @@
-"""Generative adversarial networks: MLP GAN, DCGAN, WGAN (weight clipping), WGAN-GP, hinge GAN.
+"""Generative adversarial networks: MLP GAN, DCGAN, WGAN (weight clipping), WGAN-GP, hinge GAN,
+and InfoGAN's categorical code on any of them.
 
 One :class:`gen_jax.state.TrainState` holds both networks::
 
@@ -37,9 +38,18 @@ Train metrics (the loop logs them as ``train/<name>``, means over the steps of a
 ``d_real`` / ``d_fake`` (mean D(x) and D(G(z)) as probabilities for the logit losses, mean critic
 values for the critic losses), ``wasserstein`` (critic losses: mean f(x) - mean f(G(z)), the
 critic's estimate of the Wasserstein-1 distance up to its Lipschitz constant), ``gp`` and
-``gp_grad_norm`` (WGAN-GP), ``disc_grad_norm`` / ``gen_grad_norm`` (global norms of each network's
-gradients), ``fake_pixel_std`` (per-pixel standard deviation across the generated batch, in [0, 1]
-units, averaged over pixels: it falls towards 0 when the generator collapses to a few images).
+``gp_grad_norm`` (WGAN-GP), ``r1_grad_sq`` (R1), ``info_ce`` (InfoGAN), ``disc_grad_norm`` /
+``gen_grad_norm`` (global norms of each network's gradients), ``fake_pixel_std`` (per-pixel
+standard deviation across the generated batch, in [0, 1] units, averaged over pixels: it falls
+towards 0 when the generator collapses to a few images).
+
+InfoGAN (Chen et al. 2016; ``cat_dim`` > 0): the generator's input is z and the one-hot of a
+uniform categorical code c (:func:`latent`); the discriminator has a Q head (``q_dim`` =
+``cat_dim``, sown beside its output) that predicts c from a fake; D's and G's losses both add
+``info_weight`` times Q's cross-entropy on the fakes (Q learns to read the code, G to make it
+readable). No labels are used. A continuous generator must pass through in-between images to get
+from one digit to the next; a discrete code lets it jump, and the digits it draws are sharper
+(configs/dcgan_mnist.py has the measurements).
 
 Usage in a research script::
 
@@ -84,13 +94,33 @@ _STANDING_SALT = 0xFFFFFFFF   # fold_in data of the standing-statistics noise; n
 # State.
 
 
+def latent(key: jax.Array, num: int, z_dim: int, cat_dim: int = 0,
+           codes: Optional[jax.Array] = None) -> tuple[jax.Array, Optional[jax.Array]]:
+  """(generator input, categorical code or None) for ``num`` samples.
+
+  The input is z ~ N(0, I) of ``z_dim``; with ``cat_dim`` > 0 (InfoGAN, Chen et al. 2016), the
+  one-hot of a code c ~ Uniform{0, ..., cat_dim - 1} follows it, (num, z_dim + cat_dim). ``codes``
+  (num,) fixes c instead, e.g. to draw each category in turn.
+  """
+  if not cat_dim:
+    if codes is not None:
+      raise ValueError("codes need a categorical code: set model.cat_dim > 0 (InfoGAN).")
+    return jax.random.normal(key, (num, z_dim)), None
+  z_key, c_key = jax.random.split(key)
+  if codes is None:
+    codes = jax.random.randint(c_key, (num,), 0, cat_dim)
+  z = jax.random.normal(z_key, (num, z_dim))
+  return jnp.concatenate([z, jax.nn.one_hot(codes, cat_dim, dtype=z.dtype)], axis=-1), codes
+
+
 def init_state(key: jax.Array, *, gen: nn.Module, disc: nn.Module, z_dim: int,
                tx_gen: optax.GradientTransformation, tx_disc: optax.GradientTransformation,
-               image_shape: Optional[Sequence[int]] = None, ema: bool = True) -> TrainState:
+               image_shape: Optional[Sequence[int]] = None, ema: bool = True,
+               cat_dim: int = 0) -> TrainState:
   """A fresh state; ``key`` (raw uint32 key) seeds both networks and every later step."""
   gen_key, disc_key, run_key = jax.random.split(key, 3)
-  g_vars = gen.init(gen_key, jnp.zeros((1, z_dim), jnp.float32), train=True)
-  x = gen.apply(g_vars, jnp.zeros((1, z_dim), jnp.float32), train=False)
+  g_vars = gen.init(gen_key, jnp.zeros((1, z_dim + cat_dim), jnp.float32), train=True)
+  x = gen.apply(g_vars, jnp.zeros((1, z_dim + cat_dim), jnp.float32), train=False)
   if image_shape is not None and tuple(x.shape[1:]) != tuple(image_shape):
     raise ValueError(f"the generator makes {tuple(x.shape[1:])} images but the data are "
                      f"{tuple(image_shape)}; set model.gen_channels / the dataset to match.")
@@ -119,6 +149,22 @@ def _apply(module: nn.Module, params, stats, x: jax.Array, *, train: bool = True
     return module.apply(variables, x, train=False), stats
   out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
   return out, updates["batch_stats"]
+
+
+def _apply_q(module: nn.Module, params, stats, x: jax.Array):
+  """(output, Q's logits, updated batch stats or None) of a discriminator with an InfoGAN head,
+  in training mode."""
+  variables, mutable = {"params": params}, ["intermediates"]
+  if stats is not None:
+    variables, mutable = variables | {"batch_stats": stats}, mutable + ["batch_stats"]
+  out, updates = module.apply(variables, x, train=True, mutable=mutable)
+  return out, updates["intermediates"]["q_logits"][0], updates.get("batch_stats")
+
+
+def info_ce(q_logits: jax.Array, codes: jax.Array) -> jax.Array:
+  """Mean cross-entropy of Q's q(c | G(z, c)) against the codes the fakes were drawn with: the
+  InfoGAN term (log cat_dim minus it is a lower bound on the mutual information I(c; G(z, c)))."""
+  return optax.softmax_cross_entropy_with_integer_labels(q_logits, codes).mean()
 
 
 def _with_stats(state: TrainState, name: str, stats) -> TrainState:
@@ -185,8 +231,12 @@ def _check_per_example(disc: nn.Module, what: str) -> None:
 
 def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps: jax.Array, *,
                  disc: nn.Module, loss: str, gp_weight: float = 10.0, label_smoothing: float = 0.0,
-                 r1_weight: float = 0.0, r1_every: int = 1):
+                 r1_weight: float = 0.0, r1_every: int = 1, codes: Optional[jax.Array] = None,
+                 info_weight: float = 1.0):
   """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts.
+
+  ``codes``: the categorical codes the fakes were drawn with (InfoGAN); D's Q head learns them,
+  ``info_weight`` times :func:`info_ce` is added to the loss.
 
   ``r1_weight`` = gamma > 0 adds R1, gamma / 2 * r1_every * mean ||grad_x D(x)||^2 over the real
   images; a lazy caller that adds it on one step in ``r1_every`` passes that interval, so that the
@@ -195,8 +245,13 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
   """
   stats_in = disc_stats
   d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
-  d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
-  value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean()
+  if codes is None:
+    d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
+    info = 0.0
+  else:
+    d_fake, q_logits, disc_stats = _apply_q(disc, disc_params, disc_stats, fake)
+    info = info_weight * info_ce(q_logits, codes)
+  value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean() + info
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
          "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
   critic = lambda v: _apply(disc, disc_params, stats_in, v)[0]
@@ -214,20 +269,32 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
 
 
 def gen_loss_fn(gen_params, gen_stats, disc_params, disc_stats, z: jax.Array, *, gen: nn.Module,
-                disc: nn.Module, loss: str, top_k: Optional[jax.Array] = None):
-  """Mean generator loss; with ``top_k`` (a fraction), over the fakes D scores highest only."""
+                disc: nn.Module, loss: str, top_k: Optional[jax.Array] = None,
+                codes: Optional[jax.Array] = None, info_weight: float = 1.0):
+  """Mean generator loss; with ``top_k`` (a fraction), over the fakes D scores highest only; with
+  ``codes`` (InfoGAN), plus ``info_weight`` times :func:`info_ce` of D's Q head on the fakes.
+  Aux: (fakes, G's batch stats, {'info_ce': ...} or {})."""
   fake, gen_stats = _apply(gen, gen_params, gen_stats, z)
-  d_fake, _ = _apply(disc, disc_params, disc_stats, fake)   # D's running stats: its own steps only
+  # D's running stats: its own steps only.
+  if codes is None:
+    d_fake, _ = _apply(disc, disc_params, disc_stats, fake)
+    info = {}
+  else:
+    d_fake, q_logits, _ = _apply_q(disc, disc_params, disc_stats, fake)
+    info = {"info_ce": info_ce(q_logits, codes)}
   per_example = gan_losses.gen_loss(loss, d_fake)
   value = per_example.mean() if top_k is None else gan_losses.top_k_mean(per_example, d_fake, top_k)
-  return value, (fake, gen_stats)
+  if info:
+    value = value + info_weight * info["info_ce"]
+  return value, (fake, gen_stats, info)
 
 
 def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Module, z_dim: int,
                loss: str, n_critic: int = 1, gp_weight: float = 10.0, clip: float = 0.0,
                ema_decay: float = 0.999, output: str = "tanh", label_smoothing: float = 0.0,
                top_k: float = 1.0, top_k_decay: float = 0.99, top_k_decay_steps: int = 1000,
-               r1_weight: float = 0.0, r1_every: int = 1) -> tuple[TrainState, dict]:
+               r1_weight: float = 0.0, r1_every: int = 1, cat_dim: int = 0,
+               info_weight: float = 1.0) -> tuple[TrainState, dict]:
   """``n_critic`` discriminator updates, one generator update, one EMA update; one step.
 
   ``label_smoothing`` > 0: D's target for real images is 1 - label_smoothing (one-sided, logit
@@ -236,6 +303,9 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   (Sinha et al. 2020); the fraction is logged as ``top_k_fraction``. ``r1_weight`` > 0: the R1
   penalty of :func:`disc_loss_fn` on the real images, on the steps that are multiples of
   ``r1_every`` only (lazy regularization; a ``lax.cond``, so the other steps skip its cost).
+  ``cat_dim`` > 0: InfoGAN; the noise carries a categorical code (:func:`latent`) that D's Q head
+  (``q_dim`` = ``cat_dim``) learns to read off the fakes in D's steps and G learns to make
+  readable in its step, each with weight ``info_weight``; ``info_ce`` is logged.
   """
   gan_losses.check(loss)
   real_all = critic_minibatches(to_model_range(batch["image"], output), n_critic)
@@ -252,11 +322,13 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
     state, sums = carry
     z_key, eps_key = jax.random.split(jax.random.fold_in(state.step_key(0), i))
     real = jax.lax.dynamic_index_in_dim(real_all, i, axis=1, keepdims=False)
-    fake, _ = _apply(gen, state.params[GEN], _stats(state, GEN), jax.random.normal(z_key, (m, z_dim)))
+    g_in, codes = latent(z_key, m, z_dim, cat_dim)
+    fake, _ = _apply(gen, state.params[GEN], _stats(state, GEN), g_in)
     disc_grads = functools.partial(
         jax.value_and_grad(disc_loss_fn, has_aux=True), state.params[DISC], _stats(state, DISC),
         real, jax.lax.stop_gradient(fake), jax.random.uniform(eps_key, (m,)), disc=disc,
-        loss=loss, gp_weight=gp_weight, label_smoothing=label_smoothing)
+        loss=loss, gp_weight=gp_weight, label_smoothing=label_smoothing, codes=codes,
+        info_weight=info_weight)
     if r1_weight and r1_every > 1:
       def without_r1():
         (value, (aux, disc_stats)), grads = disc_grads()
@@ -275,14 +347,15 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   state, sums = jax.lax.fori_loop(0, n_critic, critic_step, (state, sums))
   metrics = {k: v / n_critic for k, v in sums.items()}
 
-  z = jax.random.normal(state.step_key(1), (m, z_dim))
+  z, codes = latent(state.step_key(1), m, z_dim, cat_dim)
   fraction = None
   if top_k < 1.0:
     fraction = gan_losses.top_k_fraction(state.step, top_k, top_k_decay, top_k_decay_steps)
     metrics["top_k_fraction"] = fraction
-  (g_value, (fake, gen_stats)), g_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
+  (g_value, (fake, gen_stats, info)), g_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
       state.params[GEN], _stats(state, GEN), state.params[DISC], _stats(state, DISC), z,
-      gen=gen, disc=disc, loss=loss, top_k=fraction)
+      gen=gen, disc=disc, loss=loss, top_k=fraction, codes=codes, info_weight=info_weight)
+  metrics |= info
   decay = ema_decay_at(state.step, ema_decay)
   state = _with_stats(state.apply_gradients({GEN: g_grads}), GEN, gen_stats)
   if "ema_gen" in state.extra:
@@ -300,18 +373,19 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
 
 
 def generate(state: TrainState, z: jax.Array, *, gen: nn.Module, ema: bool = True,
-             standing_num: int = 512) -> jax.Array:
+             standing_num: int = 512, cat_dim: int = 0) -> jax.Array:
   """G(z) in the generator's output range, from the EMA weights if the state has them.
 
   With batch norm, the generator normalizes with standing statistics: those of ``standing_num``
-  fixed noise vectors (a function of the run's key only) through the same weights.
+  fixed noise vectors (a function of the run's key only) through the same weights. ``z`` is the
+  input of :func:`latent`, with ``cat_dim`` one-hot code columns at its end.
   """
   params = state.extra["ema_gen"] if ema and "ema_gen" in state.extra else state.params[GEN]
   stats = _stats(state, GEN)
   if stats is None:
     return _apply(gen, params, None, z, train=False)[0]
-  z_standing = jax.random.normal(jax.random.fold_in(state.key, _STANDING_SALT),
-                                 (standing_num, z.shape[-1]), z.dtype)
+  z_standing, _ = latent(jax.random.fold_in(state.key, _STANDING_SALT), standing_num,
+                         z.shape[-1] - cat_dim, cat_dim)
   # momentum 0: the "running averages" after one batch are exactly that batch's statistics.
   _, standing = _apply(gen.clone(bn_momentum=0.0), params, stats, z_standing, train=True)
   return _apply(gen, params, standing, z, train=False)[0]
@@ -336,7 +410,7 @@ def classifier_metrics(probs: jax.Array) -> dict[str, jax.Array]:
 
 def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module, disc: nn.Module,
               z_dim: int, loss: str, output: str = "tanh", standing_num: int = 512,
-              classifier=None) -> dict[str, jax.Array]:
+              classifier=None, cat_dim: int = 0) -> dict[str, jax.Array]:
   """Per-example metrics on test images and as many samples of the EMA generator.
 
   ``d_real`` = D(x) on test images, ``d_fake`` = D(G(z)) (probabilities for logit losses, critic
@@ -348,8 +422,8 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module,
   on the generated batch.
   """
   real = to_model_range(batch["image"], output)
-  z = jax.random.normal(key, (real.shape[0], z_dim))
-  fake = generate(state, z, gen=gen, standing_num=standing_num)
+  z, _ = latent(key, real.shape[0], z_dim, cat_dim)
+  fake = generate(state, z, gen=gen, standing_num=standing_num, cat_dim=cat_dim)
   d_real, _ = _apply(disc, state.params[DISC], _stats(state, DISC), real)
   d_fake, _ = _apply(disc, state.params[DISC], _stats(state, DISC), fake)
   out = {"d_real": _outputs(loss, d_real), "d_fake": _outputs(loss, d_fake),
@@ -364,13 +438,16 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module,
 def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, gen: nn.Module, z_dim: int,
                   classifier, output: str = "tanh", standing_num: int = 512,
                   num_samples: int = 10_000, batch_size: int = 1000, num_splits: int = 10,
-                  seed: int = 0) -> dict[str, float]:
+                  seed: int = 0, cat_dim: int = 0) -> dict[str, float]:
   """Classifier Inception Score (mean and std over ``num_splits`` splits, Salimans et al.) and mode
-  coverage of ``num_samples`` samples of the EMA generator; run once at the end of a run."""
+  coverage of ``num_samples`` samples of the EMA generator; run once at the end of a run. With
+  ``cat_dim`` > 0, also the code purity (gen_jax.metrics.classifier) of ``batch_size`` samples of
+  each code value: whether the unsupervised code has learnt the classes."""
   del eval_metrics
   from gen_jax.metrics import classifier as cls_metrics  # pylint: disable=g-import-not-at-top
   fn = jax.jit(lambda st, k: classifier.apply(
-      sample(st, k, batch_size, gen=gen, z_dim=z_dim, output=output, standing_num=standing_num))[1])
+      sample(st, k, batch_size, gen=gen, z_dim=z_dim, output=output, standing_num=standing_num,
+             cat_dim=cat_dim))[1])
   key = jax.random.PRNGKey(seed)
   probs = np.concatenate([np.asarray(jax.device_get(fn(state, jax.random.fold_in(key, i))))
                           for i in range(-(-num_samples // batch_size))])[:num_samples]
@@ -382,14 +459,28 @@ def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, gen: nn.
   logging.info("%s on %d samples: Inception Score %.3f +- %.3f, %d classes present, KL(labels || "
                "uniform) %.4f", classifier.name, num_samples, is_mean, is_std,
                coverage["modes_covered"], coverage["kl_to_uniform"])
+  if cat_dim:
+    by_code = jax.jit(lambda st, k, c: classifier.apply(sample(
+        st, k, batch_size, gen=gen, z_dim=z_dim, output=output, standing_num=standing_num,
+        cat_dim=cat_dim, codes=jnp.full((batch_size,), c)))[1])
+    code_key = jax.random.fold_in(key, 0x7FFFFFFF)   # past the IS batches' fold_in indices
+    purity = cls_metrics.code_purity(np.stack([
+        np.asarray(jax.device_get(by_code(state, jax.random.fold_in(code_key, c), c)))
+        for c in range(cat_dim)]))
+    out |= {f"eval/{k}": v for k, v in purity.items()}
+    logging.info("code purity %.3f over %d codes, %d distinct majority classes",
+                 purity["code_purity"], cat_dim, purity["code_classes"])
   return out
 
 
 def sample(state: TrainState, key: jax.Array, num: int, *, gen: nn.Module, z_dim: int,
-           output: str = "tanh", standing_num: int = 512) -> jax.Array:
-  """``num`` images in [0, 1] from the EMA generator, z ~ N(0, I)."""
-  z = jax.random.normal(key, (num, z_dim))
-  return to_unit_range(generate(state, z, gen=gen, standing_num=standing_num), output)
+           output: str = "tanh", standing_num: int = 512, cat_dim: int = 0,
+           codes: Optional[jax.Array] = None) -> jax.Array:
+  """``num`` images in [0, 1] from the EMA generator, z ~ N(0, I) (and, with ``cat_dim``, a
+  uniform categorical code, or the given ``codes``: see :func:`latent`)."""
+  z, _ = latent(key, num, z_dim, cat_dim, codes)
+  return to_unit_range(generate(state, z, gen=gen, standing_num=standing_num, cat_dim=cat_dim),
+                       output)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +498,8 @@ def create_models(config: ml_collections.ConfigDict,
   disc = gan_models.make_discriminator(
       m.arch, hidden=m.get("disc_hidden", (256, 128)), channels=m.get("disc_channels", (64, 128)),
       norm=m.get("disc_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9),
-      dense=m.get("disc_dense", ()), centre=m.get("gen_output", "tanh") == "sigmoid")
+      dense=m.get("disc_dense", ()), centre=m.get("gen_output", "tanh") == "sigmoid",
+      q_dim=m.get("cat_dim", 0))
   return gen, disc
 
 
@@ -440,6 +532,10 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
     raise ValueError(f"model.gen_top_k={m.get('gen_top_k', 1.0)} must be a fraction in (0, 1] "
                      f"(1: every fake) and model.gen_top_k_decay_steps="
                      f"{m.get('gen_top_k_decay_steps', 1000)} a positive number of steps.")
+  cat_dim = m.get("cat_dim", 0)
+  if cat_dim < 0 or cat_dim == 1:
+    raise ValueError(f"model.cat_dim={cat_dim} is the number of categories of InfoGAN's code: "
+                     "set it to 0 (no code) or at least 2 (10 for the digits of MNIST).")
   gen, disc = create_models(config, image_shape)
   output = m.get("gen_output", "tanh")
   ema_decay = m.get("ema_decay", 0.999)
@@ -456,19 +552,21 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   return Family(
       init=p(init_state, gen=gen, disc=disc, z_dim=m.z_dim, tx_gen=optim.make(config.optimizer),
              tx_disc=optim.make(config.disc_optimizer), image_shape=tuple(image_shape),
-             ema=ema_decay > 0),
+             ema=ema_decay > 0, cat_dim=cat_dim),
       train_step=p(train_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, n_critic=n_critic,
                    gp_weight=m.get("gp_weight", 10.0), clip=m.get("clip", 0.0),
                    ema_decay=ema_decay, output=output,
                    label_smoothing=m.get("label_smoothing", 0.0), top_k=m.get("gen_top_k", 1.0),
                    top_k_decay=m.get("gen_top_k_decay", 0.99),
                    top_k_decay_steps=m.get("gen_top_k_decay_steps", 1000),
-                   r1_weight=m.get("r1_weight", 0.0), r1_every=m.get("r1_every", 1)),
+                   r1_weight=m.get("r1_weight", 0.0), r1_every=m.get("r1_every", 1),
+                   cat_dim=cat_dim, info_weight=m.get("info_weight", 1.0)),
       eval_step=p(eval_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, output=output,
-                  standing_num=standing_num, classifier=classifier),
-      sample=p(sample, gen=gen, z_dim=m.z_dim, output=output, standing_num=standing_num),
+                  standing_num=standing_num, classifier=classifier, cat_dim=cat_dim),
+      sample=p(sample, gen=gen, z_dim=m.z_dim, output=output, standing_num=standing_num,
+               cat_dim=cat_dim),
       final_metrics=None if classifier is None else p(
           final_metrics, gen=gen, z_dim=m.z_dim, classifier=classifier, output=output,
           standing_num=standing_num, num_samples=config.eval.get("is_num_samples", 10_000),
-          seed=config.eval.get("is_seed", 0)),
+          seed=config.eval.get("is_seed", 0), cat_dim=cat_dim),
   )
