@@ -151,9 +151,12 @@ def _apply(module: nn.Module, params, stats, x: jax.Array, *, train: bool = True
   return out, updates["batch_stats"]
 
 
-def _apply_q(module: nn.Module, params, stats, x: jax.Array):
+def _apply_q(module: nn.Module, params, stats, x: jax.Array, with_q: bool = True):
   """(output, Q's logits, updated batch stats or None) of a discriminator with an InfoGAN head,
-  in training mode."""
+  in training mode; without ``with_q``, :func:`_apply` with None for the logits."""
+  if not with_q:
+    out, stats = _apply(module, params, stats, x)
+    return out, None, stats
   variables, mutable = {"params": params}, ["intermediates"]
   if stats is not None:
     variables, mutable = variables | {"batch_stats": stats}, mutable + ["batch_stats"]
@@ -245,12 +248,8 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
   """
   stats_in = disc_stats
   d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
-  if codes is None:
-    d_fake, disc_stats = _apply(disc, disc_params, disc_stats, fake)
-    info = 0.0
-  else:
-    d_fake, q_logits, disc_stats = _apply_q(disc, disc_params, disc_stats, fake)
-    info = info_weight * info_ce(q_logits, codes)
+  d_fake, q_logits, disc_stats = _apply_q(disc, disc_params, disc_stats, fake, codes is not None)
+  info = 0.0 if codes is None else info_weight * info_ce(q_logits, codes)
   value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean() + info
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
          "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
@@ -276,16 +275,11 @@ def gen_loss_fn(gen_params, gen_stats, disc_params, disc_stats, z: jax.Array, *,
   Aux: (fakes, G's batch stats, {'info_ce': ...} or {})."""
   fake, gen_stats = _apply(gen, gen_params, gen_stats, z)
   # D's running stats: its own steps only.
-  if codes is None:
-    d_fake, _ = _apply(disc, disc_params, disc_stats, fake)
-    info = {}
-  else:
-    d_fake, q_logits, _ = _apply_q(disc, disc_params, disc_stats, fake)
-    info = {"info_ce": info_ce(q_logits, codes)}
+  d_fake, q_logits, _ = _apply_q(disc, disc_params, disc_stats, fake, codes is not None)
+  info = {} if codes is None else {"info_ce": info_ce(q_logits, codes)}
   per_example = gan_losses.gen_loss(loss, d_fake)
   value = per_example.mean() if top_k is None else gan_losses.top_k_mean(per_example, d_fake, top_k)
-  if info:
-    value = value + info_weight * info["info_ce"]
+  value = value + info_weight * info.get("info_ce", 0.0)
   return value, (fake, gen_stats, info)
 
 
@@ -445,11 +439,12 @@ def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, gen: nn.
   each code value: whether the unsupervised code has learnt the classes."""
   del eval_metrics
   from gen_jax.metrics import classifier as cls_metrics  # pylint: disable=g-import-not-at-top
-  fn = jax.jit(lambda st, k: classifier.apply(
+  # p(y|x) of batch_size samples; codes None: random codes (if any).
+  fn = jax.jit(lambda st, k, codes: classifier.apply(
       sample(st, k, batch_size, gen=gen, z_dim=z_dim, output=output, standing_num=standing_num,
-             cat_dim=cat_dim))[1])
+             cat_dim=cat_dim, codes=codes))[1])
   key = jax.random.PRNGKey(seed)
-  probs = np.concatenate([np.asarray(jax.device_get(fn(state, jax.random.fold_in(key, i))))
+  probs = np.concatenate([np.asarray(jax.device_get(fn(state, jax.random.fold_in(key, i), None)))
                           for i in range(-(-num_samples // batch_size))])[:num_samples]
   is_mean, is_std = cls_metrics.inception_score(probs, num_splits=num_splits)
   coverage = cls_metrics.mode_coverage(cls_metrics.label_histogram(probs))
@@ -460,12 +455,10 @@ def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, gen: nn.
                "uniform) %.4f", classifier.name, num_samples, is_mean, is_std,
                coverage["modes_covered"], coverage["kl_to_uniform"])
   if cat_dim:
-    by_code = jax.jit(lambda st, k, c: classifier.apply(sample(
-        st, k, batch_size, gen=gen, z_dim=z_dim, output=output, standing_num=standing_num,
-        cat_dim=cat_dim, codes=jnp.full((batch_size,), c)))[1])
     code_key = jax.random.fold_in(key, 0x7FFFFFFF)   # past the IS batches' fold_in indices
     purity = cls_metrics.code_purity(np.stack([
-        np.asarray(jax.device_get(by_code(state, jax.random.fold_in(code_key, c), c)))
+        np.asarray(jax.device_get(fn(state, jax.random.fold_in(code_key, c),
+                                     jnp.full((batch_size,), c))))
         for c in range(cat_dim)]))
     out |= {f"eval/{k}": v for k, v in purity.items()}
     logging.info("code purity %.3f over %d codes, %d distinct majority classes",
