@@ -27,12 +27,13 @@ def bench_gen_jax(steps: int, rounds: int, batch_size: int) -> list[float]:
   import jax
   import jax.numpy as jnp
   from configs import vae_mnist
-  from gen_jax import sharding, train
+  from gen_jax import run as run_lib
+  from gen_jax import train
 
   config = vae_mnist.get_config()
   config.batch_size = batch_size
-  run = train._setup(config)  # pylint: disable=protected-access
-  state = jax.jit(run.family.init, out_shardings=sharding.replicated(run.mesh))(run.keys["init"])
+  run = run_lib.build(config)
+  state = run_lib.init_state(run)
   spe = run.train.num_examples // batch_size
   fn = jax.jit(functools.partial(
       train.train_steps, train_step=run.family.train_step, batch_size=batch_size,

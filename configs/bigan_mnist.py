@@ -40,8 +40,7 @@ def get_config(arg=None):
       disc_channels=(32, 64), disc_dropout=0.2,
       ema_decay=0.999,           # E and G are read from their EMA (0: the current weights)
   ))
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="adam", learning_rate=5e-4, b1=0.5, b2=0.999, eps=1e-8, grad_clip_norm=0.0))
+  c.optimizer = common.optimizer(learning_rate=5e-4, b1=0.5)
   c.disc_optimizer = ml_collections.ConfigDict(c.optimizer.to_dict())
   c.num_epochs = 13
   c.eval.iwae_k = 0          # no likelihood bound

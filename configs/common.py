@@ -14,8 +14,7 @@ def base() -> ml_collections.ConfigDict:
   ))
   c.model = ml_collections.ConfigDict(dict(
       family="vae", arch="mlp", hidden=(400,), latent_dim=20, channels=(32, 64), beta=1.0))
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="adam", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, grad_clip_norm=0.0))
+  c.optimizer = optimizer()
   c.batch_size = 128
   c.num_epochs = 10
   c.num_steps = 0                  # >0: train this many steps instead of num_epochs epochs
@@ -48,6 +47,20 @@ def base() -> ml_collections.ConfigDict:
   ))
   c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",), data_axis="data"))
   return c
+
+
+def optimizer(**overrides) -> ml_collections.ConfigDict:
+  """Every field gen_jax/optim.py reads, with these defaults, then ``overrides``."""
+  return ml_collections.ConfigDict(dict(
+      name="adam",             # adam, adamw, sgd or rmsprop
+      learning_rate=1e-3,
+      decay_steps=0,           # > 0: cosine decay of the learning rate to 0 over that many updates
+      grad_clip_norm=0.0,      # > 0: clip the global gradient norm to this
+      b1=0.9, b2=0.999, eps=1e-8,           # adam, adamw (eps: also rmsprop)
+      weight_decay=1e-4,                    # adamw
+      momentum=0.0,                         # sgd (0: none)
+      decay=0.9, eps_in_sqrt=True,          # rmsprop (PyTorch's RMSprop: 0.99, False)
+  ) | overrides)
 
 
 def shrink(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

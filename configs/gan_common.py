@@ -44,9 +44,7 @@ def base() -> ml_collections.ConfigDict:
   ))
   # Radford et al. (DCGAN): Adam, learning rate 2e-4, beta1 0.5, for both networks.
   # decay_steps > 0: cosine decay of the learning rate to 0 over that many updates of the network.
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, eps=1e-8, grad_clip_norm=0.0,
-      decay_steps=0))
+  c.optimizer = common.optimizer(learning_rate=2e-4, b1=0.5)
   c.disc_optimizer = ml_collections.ConfigDict(c.optimizer.to_dict())
   c.batch_size = 64
   c.steps_per_dispatch = 50

@@ -45,8 +45,7 @@ def get_config(arg=None):
       pixel_weight=0.0,          # > 0 adds a pixel-space Bernoulli term to Enc and Dec
       ema_decay=0.999,           # samples / reconstructions from the EMA of Enc and Dec (0: off)
   ))
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, eps=1e-8, grad_clip_norm=0.0))
+  c.optimizer = common.optimizer(learning_rate=2e-4, b1=0.5)
   c.disc_optimizer = ml_collections.ConfigDict(c.optimizer.to_dict())
   c.num_epochs = 9
   c.eval.iwae_k = 0          # no likelihood bound

@@ -201,6 +201,20 @@ def gather(rows: jax.Array, idx: jax.Array, *, mesh: Mesh, data_axis: str) -> ja
                        check_vma=False)(rows, idx)
 
 
+def eval_batch(images: jax.Array, start, labels: Optional[jax.Array] = None, *, batch_size: int,
+               num_examples: int, mesh: Mesh, data_axis: str) -> tuple[dict, jax.Array]:
+  """(rows ``start .. start + batch_size`` of a device-resident split as ``{"image": ...}`` (and
+  ``"label"`` when ``labels`` is given), the mask of the rows that are real examples): past
+  ``num_examples`` the last row is repeated and masked out, so every batch has one shape."""
+  idx = start + jnp.arange(batch_size)
+  mask = idx < num_examples
+  idx = jnp.minimum(idx, images.shape[0] - 1)
+  batch = {"image": gather(images, idx, mesh=mesh, data_axis=data_axis)}
+  if labels is not None:
+    batch["label"] = gather(labels, idx, mesh=mesh, data_axis=data_axis)
+  return batch, mask
+
+
 def to_float(images: jax.Array, max_value: int) -> jax.Array:
   """uint8 (or int) pixels -> float32 in [0, 1]."""
   return images.astype(jnp.float32) / max_value

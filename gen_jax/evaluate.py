@@ -36,7 +36,9 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from gen_jax import cards, checkpoint, data, sharding, train, writers
+from gen_jax import cards, data, sharding, writers
+from gen_jax import run as run_lib
+from gen_jax.likelihood import iwae
 from gen_jax.metrics import classifier as classifier_lib
 from gen_jax.metrics import networks
 from gen_jax.metrics import sample_quality as sq_lib
@@ -130,8 +132,8 @@ def reconstruction_accuracy(reconstruct_fn, state, images: jax.Array, labels: ja
   """
   @jax.jit
   def correct(state, start):
-    batch, mask = train._eval_batch(images, start, labels, batch_size=batch_size,
-                                    num_examples=num_examples, mesh=mesh, data_axis=data_axis)
+    batch, mask = data.eval_batch(images, start, labels, batch_size=batch_size,
+                                  num_examples=num_examples, mesh=mesh, data_axis=data_axis)
     recon = reconstruct_fn(state, {"image": batch["image"]})
     hits = [jnp.argmax(net.apply(x)[1], axis=-1) == batch["label"] for x in (recon, batch["image"])]
     return jnp.stack([jnp.sum(h & mask) for h in hits])
@@ -139,19 +141,6 @@ def reconstruction_accuracy(reconstruct_fn, state, images: jax.Array, labels: ja
   total = sum(np.asarray(jax.device_get(correct(state, jnp.int32(start))), np.int64)
               for start in range(0, num_examples, batch_size))
   return float(total[0]) / num_examples, float(total[1]) / num_examples
-
-
-def likelihood_sweep(state, run: train._Run, ks, *, batch_size: int, seed: int
-                     ) -> dict[int, tuple[float, float, float]]:
-  """{k: (test NLL bound in nats, its standard error, bits/dim)} for each k."""
-  dims = math.prod(run.train.image_shape)
-  out = {}
-  for k in ks:
-    values = train.iwae_values(state, run, k=int(k), batch_size=batch_size, seed=seed)
-    nll = -float(values.mean())
-    out[int(k)] = (nll, float(values.std() / math.sqrt(values.size)), nll / (dims * math.log(2)))
-    logging.info("test NLL bound, k=%d: %.2f +- %.2f nats (%.4f bits/dim)", k, *out[int(k)])
-  return out
 
 
 def real_images(dataset: str, split: str, num: int, *, seed: int, data_dir: Optional[str] = None
@@ -166,7 +155,7 @@ def real_images(dataset: str, split: str, num: int, *, seed: int, data_dir: Opti
 
 
 def _feature_network(config: ml_collections.ConfigDict) -> networks.FeatureNetwork:
-  name = config.eval.get("feature_network", "") or networks.DEFAULT_FOR_DATASET.get(config.dataset.name)
+  name = config.eval.feature_network or networks.DEFAULT_FOR_DATASET.get(config.dataset.name)
   if not name:
     raise ValueError(f"no domain feature network for dataset {config.dataset.name!r}; set "
                      f"--config.eval.feature_network to one of {', '.join(networks.NETWORKS)}.")
@@ -183,15 +172,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
   """Evaluates the newest checkpoint of ``workdir`` (see the module docstring); returns the cards
   (``launch.py --mode=eval`` writes them to ``<workdir>/cards.jsonl``)."""
   workdir = pathlib.Path(workdir)
-  run = train._setup(config)
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", async_save=False)
-  if ckpt.latest_step() is None:
-    raise checkpoint.CheckpointError(
-        f"no checkpoint in {ckpt.directory}: train first (the same command without --mode=eval), "
-        "or point --workdir at a finished run.")
-  state = jax.jit(run.family.init, out_shardings=sharding.replicated(run.mesh))(run.keys["init"])
-  state = ckpt.restore(state)
-  ckpt.close()
+  run, state = run_lib.restore(config, workdir)
   step = int(state.step)
   e = config.eval
   common = dict(model=model_name or workdir.name, family=config.model.family,
@@ -208,7 +189,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
     logging.info("%d samples in %.1f s -> %s", len(fake), time.time() - t0, path)
     net = _feature_network(config)
     real, _ = real_images(config.dataset.name, e.real_split, e.num_real, seed=e.real_seed,
-                          data_dir=config.dataset.get("data_dir") or None)
+                          data_dir=config.dataset.data_dir or None)
     t0 = time.time()
     real_f, _ = network_outputs(net, real, **shard)
     fake_f, fake_p = network_outputs(net, fake, **shard)
@@ -235,9 +216,9 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
         notes=f"{net.name} accuracy on the reconstructions of the test split (on the inputs "
               f"themselves: {acc_inputs:.4f})", **common))
 
-  ks = [k for k in e.get("iwae_ks", ()) if k]
+  ks = [k for k in e.iwae_ks if k]
   if run.family.log_likelihood is not None and ks:
-    sweep = likelihood_sweep(state, run, ks, batch_size=e.iwae_batch_size, seed=e.iwae_seed)
+    sweep = iwae.sweep(state, run, ks, batch_size=e.iwae_batch_size, seed=e.iwae_seed)
     protocol = dict(common, n_real=run.num_test, real_split=data.info(config.dataset.name).test_split,
                     seeds={"iwae": e.iwae_seed, "binarize": e.binarize_seed, "train": config.seed})
     for k, (nll, se, bpd) in sweep.items():
@@ -256,7 +237,7 @@ def real_floor(config: ml_collections.ConfigDict, *, num: int = 10000,
   shard = dict(mesh=mesh, data_axis=config.mesh.data_axis)
   ds = data.info(config.dataset.name)
   net = _feature_network(config)
-  data_dir = config.dataset.get("data_dir") or None
+  data_dir = config.dataset.data_dir or None
   real, _ = real_images(config.dataset.name, ds.test_split, num, seed=e.real_seed, data_dir=data_dir)
   fake, _ = real_images(config.dataset.name, ds.train_split, num, seed=e.sample_seed, data_dir=data_dir)
   real_f, _ = network_outputs(net, real, **shard)

@@ -30,7 +30,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from gen_jax import cards, checkpoint, data, sharding, steps, train
+from gen_jax import cards, data
+from gen_jax import run as run_lib
 from gen_jax.metrics import rows
 
 METRICS = ("euclidean", "cosine")
@@ -137,21 +138,6 @@ def features(encode: Callable, state, images: np.ndarray, *, max_value: int,
   return np.concatenate(out)
 
 
-def restore(config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
-  """(the loop's set-up of ``config``, the newest state in ``<workdir>/checkpoints``)."""
-  run = train._setup(config)   # pylint: disable=protected-access
-  ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints", async_save=False)
-  try:
-    if ckpt.latest_step() is None:
-      raise checkpoint.CheckpointError(
-          f"no checkpoint in {ckpt.directory}: train first (python launch.py --config=... "
-          "--workdir=<the same folder>), or point --workdir at a finished run.")
-    state = jax.jit(run.family.init, out_shardings=sharding.replicated(run.mesh))(run.keys["init"])
-    return run, ckpt.restore(state)
-  finally:
-    ckpt.close()
-
-
 def knn_from_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                      ks: Sequence[int] = (1,), metrics: Sequence[str] = ("euclidean",),
                      pixels: bool = False, command: Optional[str] = None) -> list[dict]:
@@ -161,16 +147,15 @@ def knn_from_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
   Train images are encoded as the loop feeds them (grey levels in [0, 1], or binarized with a
   fixed key when ``config.dataset.binarize='dynamic'``); test images as the loop evaluates them.
   """
-  module = steps.get(config.model.family)
-  if not hasattr(module, "encoder_from_config"):
-    raise ValueError(f"family {config.model.family!r} has no encoder features "
-                     "(its step module defines no encoder_from_config).")
-  run, state = restore(config, workdir)
+  run, state = run_lib.restore(config, workdir)
+  encode = run.family.encode
+  if encode is None:
+    raise ValueError(f"family {config.model.family!r} has no encoder (Family.encode is None): "
+                     "k-NN accuracy needs encoder features.")
   split = run.train
   ds = data.info(config.dataset.name)
   if not ds.has_labels:
     raise ValueError(f"dataset {config.dataset.name!r} has no labels: k-NN accuracy needs them.")
-  encode = module.encoder_from_config(config, split.image_shape)
   n_train, n_test = split.num_examples, run.num_test
   train_x = np.asarray(jax.device_get(split.images))[:n_train]
   train_y = np.asarray(jax.device_get(split.labels))[:n_train]

@@ -8,7 +8,6 @@ at every epoch end and computing the family's likelihood bound at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -25,7 +24,9 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from gen_jax import checkpoint, data, sharding, steps, writers
+from gen_jax import data, writers
+from gen_jax import run as run_lib
+from gen_jax.likelihood import iwae
 from gen_jax.state import TrainState
 
 
@@ -87,23 +88,12 @@ def train_steps(state: TrainState, images: jax.Array, num_steps: jax.Array,
   return state, means, bad_step, bad_metric
 
 
-def _eval_batch(images: jax.Array, start, labels: Optional[jax.Array] = None, *, batch_size: int,
-                num_examples: int, mesh: Mesh, data_axis: str):
-  idx = start + jnp.arange(batch_size)
-  mask = idx < num_examples
-  idx = jnp.minimum(idx, images.shape[0] - 1)
-  batch = {"image": data.gather(images, idx, mesh=mesh, data_axis=data_axis)}
-  if labels is not None:
-    batch["label"] = data.gather(labels, idx, mesh=mesh, data_axis=data_axis)
-  return batch, mask
-
-
 def evaluate(state: TrainState, images: jax.Array, key: jax.Array,
              labels: Optional[jax.Array] = None, *, eval_step: Callable, batch_size: int,
              num_examples: int, mesh: Mesh, data_axis: str) -> dict:
   """Mean over the split of each per-example metric of ``eval_step`` (float images in [0, 1];
   int32 ``"label"`` too when ``labels`` is given)."""
-  batch_of = functools.partial(_eval_batch, images, labels=labels, batch_size=batch_size,
+  batch_of = functools.partial(data.eval_batch, images, labels=labels, batch_size=batch_size,
                                num_examples=num_examples, mesh=mesh, data_axis=data_axis)
   shapes = jax.eval_shape(eval_step, state, batch_of(0)[0], key)
 
@@ -115,39 +105,6 @@ def evaluate(state: TrainState, images: jax.Array, key: jax.Array,
   sums = jax.lax.fori_loop(0, -(-num_examples // batch_size), body,
                            {k: jnp.zeros((), v.dtype) for k, v in shapes.items()})
   return {k: v / num_examples for k, v in sums.items()}
-
-
-def log_likelihood_batch(state: TrainState, images: jax.Array, start: jax.Array, key: jax.Array, *,
-                         log_likelihood: Callable, batch_size: int, num_examples: int, mesh: Mesh,
-                         data_axis: str) -> tuple[jax.Array, jax.Array]:
-  """The per-example log-likelihood bound of one test batch, and the mask of its real examples.
-
-  The values come back per example (not summed) so that the host forms the mean and its standard
-  error in float64: a float32 sum of squares loses the variance to cancellation (values ~ -100,
-  spread ~ 10), and loses it differently on 1 and on 8 devices.
-  """
-  batch, mask = _eval_batch(images, start, batch_size=batch_size, num_examples=num_examples,
-                            mesh=mesh, data_axis=data_axis)
-  return log_likelihood(state, batch, jax.random.fold_in(key, start)), mask
-
-
-def iwae_values(state: TrainState, run: "_Run", *, k: int, batch_size: int, seed: int) -> np.ndarray:
-  """The family's per-example log-likelihood bound with ``k`` samples (the IWAE bound for the VAE)
-  on the whole test split, float64 on the host, in test-split order; logs progress."""
-  sharding.check_batch_size(batch_size, run.mesh, run.data_axis, "eval.iwae_batch_size")
-  fn = jax.jit(functools.partial(
-      log_likelihood_batch, log_likelihood=functools.partial(run.family.log_likelihood, k=k),
-      batch_size=batch_size, num_examples=run.num_test, mesh=run.mesh, data_axis=run.data_axis))
-  key = jax.random.PRNGKey(seed)
-  values, t0 = [], time.time()
-  starts = range(0, run.num_test, batch_size)
-  for i, start in enumerate(starts):
-    ll, mask = jax.device_get(fn(state, run.test_images, jnp.int32(start), key))
-    values.append(np.asarray(ll, np.float64)[np.asarray(mask)])
-    elapsed = time.time() - t0
-    logging.info("IWAE k=%d: %d/%d test images | ETA %s", k, min(start + batch_size, run.num_test),
-                 run.num_test, _format_eta(elapsed * (len(starts) / (i + 1) - 1)))
-  return np.concatenate(values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,52 +130,6 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _format_eta(seconds: float) -> str:
-  seconds = int(max(seconds, 0))
-  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-@dataclasses.dataclass
-class _Run:
-  """What the loop builds once from the config."""
-  mesh: Mesh
-  data_axis: str
-  train: data.Split
-  test_images: jax.Array       # float32 in [0, 1], binarized once with a fixed seed if asked
-  num_test: int
-  family: steps.Family
-  keys: dict
-  test_labels: Optional[jax.Array] = None   # int32, sharded like test_images; None if unlabelled
-
-
-def _setup(config: ml_collections.ConfigDict) -> _Run:
-  mesh = sharding.make_mesh(config.mesh)
-  axis = config.mesh.data_axis
-  sharding.check_batch_size(config.batch_size, mesh, axis)
-  sharding.check_batch_size(config.eval.batch_size, mesh, axis, "eval.batch_size")
-  ds_info = data.info(config.dataset.name)
-  load = functools.partial(data.load_split, config.dataset.name, mesh=mesh, data_axis=axis,
-                           data_dir=config.dataset.get("data_dir") or None,
-                           cache=config.dataset.get("cache", True))
-  train = load(ds_info.train_split)
-  test = load(ds_info.test_split)
-  if config.batch_size > train.num_examples:
-    raise ValueError(f"batch_size={config.batch_size} exceeds the {train.num_examples} training "
-                     "examples; lower --config.batch_size.")
-  root = jax.random.PRNGKey(config.seed)
-  keys = dict(zip(("init", "data", "eval", "sample"), jax.random.split(root, 4)))
-  eval_binarize_key = jax.random.PRNGKey(config.eval.binarize_seed)
-
-  @functools.partial(jax.jit, out_shardings=sharding.data_sharded(mesh, axis))
-  def prepare_test(images):
-    x = data.to_float(images, test.max_value)
-    return data.binarize(eval_binarize_key, x) if config.dataset.binarize == "dynamic" else x
-
-  family = steps.get(config.model.family).from_config(config, train.image_shape)
-  return _Run(mesh, axis, train, prepare_test(test.images), test.num_examples, family, keys,
-              test.labels)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains ``config``'s model, writing everything to ``workdir``; returns the final metrics.
 
@@ -226,25 +137,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   ``{"preempted": True, ...}``. Raises :class:`TrainingDivergedError` on a non-finite metric.
   """
   workdir = pathlib.Path(workdir)
-  if config.dataset.binarize not in ("dynamic", "none"):
-    raise ValueError(f"dataset.binarize={config.dataset.binarize!r}: choose 'dynamic' (a fresh "
-                     "Bernoulli draw per batch) or 'none'.")
-  run = _setup(config)
+  run = run_lib.build(config)
   mesh, axis, family = run.mesh, run.data_axis, run.family
-  replicated = sharding.replicated(mesh)
-
-  state = jax.jit(family.init, out_shardings=replicated)(run.keys["init"])
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", max_to_keep=config.checkpoint.max_to_keep,
-                                 async_save=config.checkpoint.get("async_save", True))
+  ckpt = run_lib.checkpointer(config, workdir)
   if ckpt.latest_step() is not None:
-    state = ckpt.restore(state)
+    state = ckpt.restore(run_lib.abstract_state(run))
     logging.info("resuming from step %d", int(state.step))
-  writer = writers.MetricWriter(workdir, tensorboard=config.get("tensorboard", True))
+  else:
+    state = run_lib.init_state(run)
+  writer = writers.MetricWriter(workdir, tensorboard=config.tensorboard)
 
   steps_per_epoch = run.train.num_examples // config.batch_size
-  total_steps = config.get("num_steps", 0) or config.num_epochs * steps_per_epoch
-  eval_every = config.eval.get("every_steps", 0) or steps_per_epoch
-  ckpt_every = config.checkpoint.get("every_steps", 0) or steps_per_epoch
+  total_steps = config.num_steps or config.num_epochs * steps_per_epoch
+  eval_every = config.eval.every_steps or steps_per_epoch
+  ckpt_every = config.checkpoint.every_steps or steps_per_epoch
   chunk_fn = jax.jit(
       functools.partial(
           train_steps, train_step=family.train_step, batch_size=config.batch_size,
@@ -293,11 +199,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                            | {"train/steps_per_sec": rate,
                               "train/images_per_sec": rate * config.batch_size})
       is_last = step == total_steps
-      if now - last_log >= config.get("log_every_secs", 5.0) or step % eval_every == 0 or is_last:
+      if now - last_log >= config.log_every_secs or step % eval_every == 0 or is_last:
         last_log = now
         logging.info("step %d/%d (%.0f%%) | %.0f steps/s | ETA %s | train/loss %.4f", step,
                      total_steps, 100 * step / total_steps, rate,
-                     _format_eta((total_steps - step) / max(rate, 1e-9)), metrics["loss"])
+                     writers.format_eta((total_steps - step) / max(rate, 1e-9)), metrics["loss"])
       if step % eval_every == 0 or is_last:
         last_eval = _evaluate_and_write(state, run, eval_fns, writer, config, step)
       if step % ckpt_every == 0 or is_last:
@@ -321,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return final
 
 
-def _evaluate_and_write(state: TrainState, run: _Run, fns: dict[str, Callable],
+def _evaluate_and_write(state: TrainState, run: run_lib.Run, fns: dict[str, Callable],
                         writer: writers.MetricWriter, config: ml_collections.ConfigDict,
                         step: int) -> dict[str, float]:
   """Test-split metrics, a grid of samples and one of reconstructions, written at ``step``."""
@@ -338,7 +244,7 @@ def _evaluate_and_write(state: TrainState, run: _Run, fns: dict[str, Callable],
     recon = jax.device_get(fns["reconstruct"](state, batch))
     pairs = np.stack([jax.device_get(batch["image"]), recon], axis=1).reshape(-1, *recon.shape[1:])
     writer.write_images(step, "reconstructions", pairs, ncols=int(math.sqrt(num)) // 2 * 2 or 2)
-  if fns.get("inpaint") is not None:
+  if fns["inpaint"] is not None:
     batch = {"image": run.test_images[:num // 2]}
     masked, filled = jax.device_get(fns["inpaint"](state, batch, run.keys["sample"]))
     pairs = np.stack([masked, filled], axis=1).reshape(-1, *filled.shape[1:])
@@ -346,7 +252,7 @@ def _evaluate_and_write(state: TrainState, run: _Run, fns: dict[str, Callable],
   return metrics
 
 
-def _final_metrics(state: TrainState, run: _Run, config: ml_collections.ConfigDict,
+def _final_metrics(state: TrainState, run: run_lib.Run, config: ml_collections.ConfigDict,
                    writer: writers.MetricWriter, workdir: pathlib.Path, step: int,
                    last_eval: dict[str, float]) -> dict[str, Any]:
   """The family's likelihood bound on the whole test split (IWAE for the VAE), with its standard
@@ -359,16 +265,14 @@ def _final_metrics(state: TrainState, run: _Run, config: ml_collections.ConfigDi
       logging.info("final metrics for step %d already in %s", step, path)
       return done
   final: dict[str, Any] = {"step": step, **last_eval}
-  k = config.eval.get("iwae_k", 0)
+  k = config.eval.iwae_k
   if run.family.log_likelihood is not None and k:
-    values = iwae_values(state, run, k=k, batch_size=config.eval.iwae_batch_size,
-                         seed=config.eval.iwae_seed)
-    mean, stderr = float(values.mean()), float(values.std() / math.sqrt(values.size))
-    dims = math.prod(run.train.image_shape)
-    final |= {"eval/nll_iwae": -mean, "eval/nll_iwae_stderr": stderr,
-              "eval/bpd_iwae": -mean / (dims * math.log(2)), "eval/iwae_k": k}
-    logging.info("test NLL (IWAE, k=%d): %.2f +- %.2f nats (%.4f bits/dim)", k, -mean, stderr,
-                 final["eval/bpd_iwae"])
+    nll, stderr, bpd = iwae.summarize(
+        iwae.values(state, run, k=k, batch_size=config.eval.iwae_batch_size,
+                    seed=config.eval.iwae_seed), math.prod(run.image_shape))
+    final |= {"eval/nll_iwae": nll, "eval/nll_iwae_stderr": stderr, "eval/bpd_iwae": bpd,
+              "eval/iwae_k": k}
+    logging.info("test NLL (IWAE, k=%d): %.2f +- %.2f nats (%.4f bits/dim)", k, nll, stderr, bpd)
     writer.write_scalars(step, {key_: v for key_, v in final.items()
                                 if key_.startswith("eval/") and key_ not in last_eval})
   if run.family.final_metrics is not None:

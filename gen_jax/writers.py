@@ -17,6 +17,12 @@ import numpy as np
 from PIL import Image
 
 
+def format_eta(seconds: float) -> str:
+  """Seconds as H:MM:SS for progress lines."""
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
   """(N, H, W, C) floats in [0, 1] -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) uint8 grid."""
   images = np.asarray(images, np.float32)

@@ -11,9 +11,10 @@ import optax
 import pytest
 
 from conftest import tiny_config
-from gen_jax import evaluate_repr, losses, train
+from gen_jax import evaluate_repr, train
+from gen_jax.losses import densities
 from gen_jax.models.autoencoders import MLPDecoder, MLPEncoder
-from gen_jax.models.hybrid import JointDiscriminator
+from gen_jax.models.gan import JointDiscriminator
 from gen_jax.steps import bigan
 
 SHAPE = (8, 8, 1)
@@ -112,14 +113,14 @@ def test_each_network_moves_by_its_own_loss_gradient_and_the_others_stay(name):
   g = lambda gp, zz: jax.nn.sigmoid(_apply(nets["gen"], gp, zz))
   if name == "disc":     # noise of the D step: the first of three keys of step_key(0)
     z = jax.random.normal(jax.random.split(state.step_key(0), 3)[0], (6, Z))
-    loss = lambda dp: jnp.mean(losses.softplus(-d(dp, x, e(p["enc"], x)))
-                               + losses.softplus(d(dp, g(p["gen"], z), z)))
+    loss = lambda dp: jnp.mean(densities.softplus(-d(dp, x, e(p["enc"], x)))
+                               + densities.softplus(d(dp, g(p["gen"], z), z)))
   else:                  # noise of the E/G step: the first of two keys of step_key(1)
     z = jax.random.normal(jax.random.split(state.step_key(1))[0], (6, Z))
     if name == "enc":    # labels flipped: -log(1 - D(x, E(x)))
-      loss = lambda ep: jnp.mean(losses.softplus(d(p["disc"], x, e(ep, x))))
+      loss = lambda ep: jnp.mean(densities.softplus(d(p["disc"], x, e(ep, x))))
     else:                # -log D(G(z), z)
-      loss = lambda gp: jnp.mean(losses.softplus(-d(p["disc"], g(gp, z), z)))
+      loss = lambda gp: jnp.mean(densities.softplus(-d(p["disc"], g(gp, z), z)))
   want = jax.tree.map(lambda w, gr: w - 0.1 * gr, p[name], jax.grad(loss)(p[name]))
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.params[name])):
     np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)

@@ -104,7 +104,7 @@ def test_eval_step_gives_per_example_accuracy_and_cross_entropy():
   labels = jnp.arange(8) % 10
   out = jax.jit(functools.partial(classifier.eval_step, model=model))(
       state, {"image": x, "label": labels}, jax.random.PRNGKey(2))
-  logits = np.asarray(jax.jit(model.apply)(state.params[classifier.NET], x), np.float64)
+  logits = np.asarray(jax.jit(model.apply)({"params": state.params[classifier.NET]}, x), np.float64)
   log_p = logits - logits.max(-1, keepdims=True)
   log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
   np.testing.assert_allclose(out["cross_entropy"], -log_p[np.arange(8), labels], rtol=1e-5)

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from gen_jax import train
-from gen_jax.rbm import RBM, all_binary_states, exact_log_partition, exact_log_prob
+from gen_jax.models.rbm import RBM, all_binary_states, exact_log_partition, exact_log_prob
 from gen_jax.steps import dbn
 
 R1, R2 = RBM(10, 8), RBM(8, 6)

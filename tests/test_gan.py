@@ -13,9 +13,10 @@ import optax
 import pytest
 
 from conftest import tiny_config
-from gen_jax import data, gan_losses, train
+from gen_jax import data, sharding, train
+from gen_jax.losses import gan as gan_losses
 from gen_jax.models import gan as gm
-from gen_jax.steps import gan
+from gen_jax.steps import adversarial, gan
 
 SHAPE = (28, 28, 1)
 REAL = np.array([0.0, 2.0, -1.0, 30.0], np.float32)
@@ -234,7 +235,7 @@ def _ce(logits, codes):
 
 def test_info_head_reads_the_last_hidden_layer_and_leaves_d_output_alone():
   disc, x, params, q_hand = _info_disc()
-  out, q, stats = jax.jit(functools.partial(gan._apply_q, disc))(params, None, x)
+  out, q, stats = jax.jit(functools.partial(adversarial.apply_q, disc))(params, None, x)
   assert stats is None and q.shape == (5, 3)
   np.testing.assert_allclose(q, q_hand, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(out, disc.apply({"params": params}, x), rtol=1e-6)
@@ -268,7 +269,7 @@ def test_infogan_generator_step_follows_the_gradient_of_both_terms():
 
   def loss(p, weight):
     fake = gen.apply({"params": p}, z, train=True)
-    d, q, _ = gan._apply_q(disc, d_params, None, fake)
+    d, q, _ = adversarial.apply_q(disc, d_params, None, fake)
     return gan_losses.gen_loss("non_saturating", d).mean() + weight * gan.info_ce(q, codes)
 
   for weight, expect_equal in ((2.0, True), (0.0, False)):
@@ -278,7 +279,7 @@ def test_infogan_generator_step_follows_the_gradient_of_both_terms():
                zip(jax.tree.leaves(s1.params["gen"]), jax.tree.leaves(expected)))
     assert same == expect_equal
   fake = gen.apply({"params": s0.params["gen"]}, z, train=True)
-  q = gan._apply_q(disc, d_params, None, fake)[1]
+  q = adversarial.apply_q(disc, d_params, None, fake)[1]
   assert float(metrics["info_ce"]) == pytest.approx(float(gan.info_ce(q, codes)), rel=1e-4)
   images = gan.sample(s1, jax.random.PRNGKey(1), 4, gen=gen, z_dim=8, output="sigmoid", cat_dim=4,
                       codes=jnp.arange(4))
@@ -338,18 +339,18 @@ def test_n_critic_discriminator_updates_per_generator_update(three_states):
 
 
 def test_ema_decay_schedule_and_update_formula(three_states):
-  decay = lambda s: float(gan.ema_decay_at(s, 0.999))
+  decay = lambda s: float(adversarial.ema_decay_at(s, 0.999))
   assert decay(0) == pytest.approx(0.1) and decay(8) == pytest.approx(0.5)
   assert decay(80) == pytest.approx(0.9) and decay(10 ** 6) == pytest.approx(0.999)
   ema, p = {"a": jnp.array([1.0, 2.0])}, {"a": jnp.array([3.0, -2.0])}
-  np.testing.assert_allclose(gan.ema_update(ema, p, 0.25)["a"], [0.25 * 1 + 0.75 * 3, 0.25 * 2 - 0.75 * 2])
+  np.testing.assert_allclose(adversarial.ema_update(ema, p, 0.25)["a"], [0.25 * 1 + 0.75 * 3, 0.25 * 2 - 0.75 * 2])
   # Through the step: after step t the EMA is decay_t * EMA + (1 - decay_t) * new G params.
   s0, s1, s2, _ = three_states
   for before, after, d in ((s0, s1, 0.1), (s1, s2, 2 / 11)):
-    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * p, before.extra["ema_gen"], after.params["gen"])
-    for a, b in zip(jax.tree.leaves(after.extra["ema_gen"]), jax.tree.leaves(expected)):
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * p, before.extra["ema"]["gen"], after.params["gen"])
+    for a, b in zip(jax.tree.leaves(after.extra["ema"]["gen"]), jax.tree.leaves(expected)):
       np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-  assert not np.allclose(jax.tree.leaves(s2.extra["ema_gen"])[0], jax.tree.leaves(s2.params["gen"])[0])
+  assert not np.allclose(jax.tree.leaves(s2.extra["ema"]["gen"])[0], jax.tree.leaves(s2.params["gen"])[0])
 
 
 def test_top_k_generator_step_is_the_step_on_the_fakes_d_scores_highest():
@@ -440,11 +441,11 @@ def test_samples_of_a_batch_norm_generator_do_not_depend_on_each_other():
 def test_classifier_scores_of_a_batch():
   # Two classes, each predicted with certainty by half of the batch: IS = 2, two modes.
   probs = jnp.array([[1.0, 0, 0], [0, 1.0, 0], [1.0, 0, 0], [0, 1.0, 0]])
-  out = gan.classifier_metrics(probs)
+  out = adversarial.classifier_scores(probs)
   np.testing.assert_allclose(out["cls_log_is"], np.full(4, np.log(2)), rtol=1e-6)
   np.testing.assert_array_equal(out["cls_modes"], [2, 2, 2, 2])
   # One image everywhere (a collapsed generator): log IS 0, one mode.
-  out = gan.classifier_metrics(jnp.tile(jnp.array([[0.2, 0.7, 0.1]]), (4, 1)))
+  out = adversarial.classifier_scores(jnp.tile(jnp.array([[0.2, 0.7, 0.1]]), (4, 1)))
   np.testing.assert_allclose(out["cls_log_is"], np.zeros(4), atol=1e-6)
   np.testing.assert_array_equal(out["cls_modes"], [1, 1, 1, 1])
 
@@ -580,7 +581,7 @@ def test_run_logs_both_networks_and_the_classifier_scores(tfds_dir, tmp_path):
 def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
   from test_train import check_resume
   state = check_resume(functools.partial(_tiny, **{"model.n_critic": 2}), tmp_path)
-  assert "ema_gen" in state.extra
+  assert "gen" in state.extra["ema"]
 
 
 @pytest.mark.heavy
@@ -591,7 +592,6 @@ def test_one_and_eight_devices_give_the_same_losses(tfds_dir, tmp_path):
 
 @pytest.mark.slow
 def test_batch_norm_step_is_the_same_on_one_and_eight_devices():
-  from gen_jax import sharding
   from ml_collections import ConfigDict
   gen = gm.DCGANGenerator(channels=(8, 4), image_shape=SHAPE)
   disc = gm.DCGANDiscriminator(channels=(4, 8))
@@ -667,7 +667,7 @@ MOCK = [("dcgan_cifar10", "cifar10", (32, 32, 3)), ("dcgan_celeba64", "celeb_a64
 def test_mock_datasets_load_with_the_config_shapes(mock_tfds, name, dataset, shape):
   config = _tiny(name)
   assert config.dataset.name == dataset
-  mesh = train.sharding.make_mesh(config.mesh)
+  mesh = sharding.make_mesh(config.mesh)
   split = data.load_split(dataset, "train", mesh=mesh, data_axis="data", cache=False)
   assert split.image_shape == shape and split.num_examples == 64 and split.images.dtype == jnp.uint8
   # (test_config_networks_have_the_data_shapes checks that the config's networks make this shape)

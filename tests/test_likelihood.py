@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gen_jax import losses
+from gen_jax.losses import densities
 
 W = np.array([[1.0, -0.5], [0.3, 0.8], [-0.7, 0.4]])
 B = np.array([0.2, -0.1, 0.5])
@@ -29,14 +29,14 @@ def _posterior(x):
 def _log_weights(x, z, q_mean, q_logvar):
   """log p(x | z) + log p(z) - log q(z | x), z of shape (k, n, 2)."""
   mean_x = z @ W.T + B
-  log_px_z = losses.gaussian_log_prob(x, mean_x, jnp.full(mean_x.shape, np.log(S2)))
-  return log_px_z + losses.standard_normal_log_prob(z) - losses.gaussian_log_prob(z, q_mean, q_logvar)
+  log_px_z = densities.gaussian_log_prob(x, mean_x, jnp.full(mean_x.shape, np.log(S2)))
+  return log_px_z + densities.standard_normal_log_prob(z) - densities.gaussian_log_prob(z, q_mean, q_logvar)
 
 
 def _bound(x, k, key, q_mean, q_logvar):
   eps = jax.random.normal(key, (k, *q_mean.shape))
   z = q_mean + jnp.exp(0.5 * q_logvar) * eps
-  return losses.importance_weighted_bound(_log_weights(x, z, q_mean, q_logvar).T)   # (n,)
+  return densities.importance_weighted_bound(_log_weights(x, z, q_mean, q_logvar).T)   # (n,)
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,10 @@ def test_every_k_is_exact_when_the_proposal_is_the_posterior(problem):
   z = mu + np.random.default_rng(1).normal(size=(5, *mu.shape)) @ chol.T          # (5, n, 2)
   log_q = stats.multivariate_normal(np.zeros(2), cov).logpdf((z - mu).reshape(-1, 2)).reshape(5, -1)
   mean_x = z @ W.T + B
-  log_w = (losses.gaussian_log_prob(x, mean_x, jnp.full(mean_x.shape, np.log(S2)))
-           + losses.standard_normal_log_prob(z) - log_q)
+  log_w = (densities.gaussian_log_prob(x, mean_x, jnp.full(mean_x.shape, np.log(S2)))
+           + densities.standard_normal_log_prob(z) - log_q)
   np.testing.assert_allclose(log_w, np.broadcast_to(exact, log_w.shape), atol=1e-4)
-  np.testing.assert_allclose(losses.importance_weighted_bound(log_w.T), exact, atol=1e-4)
+  np.testing.assert_allclose(densities.importance_weighted_bound(log_w.T), exact, atol=1e-4)
 
 
 def test_bound_climbs_to_the_exact_log_likelihood_as_k_grows(problem):

@@ -11,8 +11,10 @@ import optax
 import pytest
 from scipy import stats
 
-from gen_jax import ais, checkpoint, train
-from gen_jax.rbm import RBM, all_binary_states, exact_log_partition, exact_log_prob, \
+from gen_jax import train
+from gen_jax import run as run_lib
+from gen_jax.likelihood import ais
+from gen_jax.models.rbm import RBM, all_binary_states, exact_log_partition, exact_log_prob, \
     exact_visible_distribution
 from gen_jax.steps import rbm as rbm_steps
 
@@ -398,11 +400,8 @@ def test_loop_reports_the_ais_nll_and_resumes_persistent_chains_bit_identically(
   train.train_and_evaluate(_tiny_rbm_config(), str(tmp_path / "part"))
   states = []
   for workdir in ("full", "part"):
-    run = train._setup(_tiny_rbm_config())
-    state = jax.jit(run.family.init)(run.keys["init"])
-    ckpt = checkpoint.Checkpointer(tmp_path / workdir / "checkpoints")
-    states.append(jax.device_get(ckpt.restore(state)))
-    ckpt.close()
+    _, state = run_lib.restore(_tiny_rbm_config(), tmp_path / workdir)
+    states.append(jax.device_get(state))
   assert int(states[0].step) == int(states[1].step) == 20
   assert states[0].extra["chains"].shape == (32, 784)
   for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[1])):

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ROOT, tiny_config
 from gen_jax import checkpoint, train
+from gen_jax import run as run_lib
 
 
 def _rows(workdir):
@@ -20,13 +21,8 @@ def _rows(workdir):
 
 
 def _final_params(workdir, config):
-  run = train._setup(config)
-  state = jax.jit(run.family.init)(run.keys["init"])
-  ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
-  try:
-    return ckpt.latest_step(), jax.device_get(ckpt.restore(state))
-  finally:
-    ckpt.close()
+  _, state = run_lib.restore(config, workdir)   # the newest checkpoint
+  return int(state.step), jax.device_get(state)
 
 
 def _assert_trees_equal(a, b):

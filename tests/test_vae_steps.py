@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from gen_jax import losses
+from gen_jax.losses import densities
 from gen_jax.models.autoencoders import VAE, Autoencoder
 from gen_jax.steps import ae, vae
 
@@ -35,10 +35,10 @@ def test_vae_train_step_jits_and_reduces_the_loss(arch):
 
 def test_beta_scales_only_the_kl_term():
   model = VAE(arch="mlp", hidden=(16,), latent_dim=3, image_shape=SHAPE)
-  variables = model.init(jax.random.PRNGKey(0), _batch()["image"], jax.random.PRNGKey(1))
+  params = model.init(jax.random.PRNGKey(0), _batch()["image"], jax.random.PRNGKey(1))["params"]
   x, key = _batch()["image"], jax.random.PRNGKey(2)
-  l1, t = vae.loss_fn(variables, x, key, model=model, beta=1.0)
-  l4, _ = vae.loss_fn(variables, x, key, model=model, beta=4.0)
+  l1, t = vae.loss_fn(params, x, key, model=model, beta=1.0)
+  l4, _ = vae.loss_fn(params, x, key, model=model, beta=4.0)
   assert float(l4 - l1) == pytest.approx(3.0 * float(t["kl"].mean()), rel=1e-5)
 
 
@@ -48,16 +48,16 @@ def test_iwae_bound_with_k1_is_the_elbo_and_tightens_with_k():
   batch, key = _batch(4), jax.random.PRNGKey(3)
   # k = 1: the log-weight of one sample is exactly the one-sample ELBO with the same noise.
   log_w = vae.log_importance_weights(state.params["vae"], batch["image"], key, model=model, k=1)
-  mean, logvar = model.apply(state.params["vae"], batch["image"], method=VAE.encode)
+  mean, logvar = model.apply({"params": state.params["vae"]}, batch["image"], method=VAE.encode)
   z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, (1, *mean.shape))[0]
-  logits = model.apply(state.params["vae"], z, method=VAE.decode)
-  elbo = (losses.bernoulli_log_prob(logits, batch["image"]) + losses.standard_normal_log_prob(z)
-          - losses.gaussian_log_prob(z, mean, logvar))
+  logits = model.apply({"params": state.params["vae"]}, z, method=VAE.decode)
+  elbo = (densities.bernoulli_log_prob(logits, batch["image"]) + densities.standard_normal_log_prob(z)
+          - densities.gaussian_log_prob(z, mean, logvar))
   np.testing.assert_allclose(log_w[:, 0], elbo, rtol=1e-5)
   # With the same samples the bound is at least their mean log-weight (Jensen), and the k=1000
   # bound is above the one-sample ELBO averaged over many draws.
   log_w = vae.log_importance_weights(state.params["vae"], batch["image"], key, model=model, k=1000)
-  assert bool(jnp.all(losses.importance_weighted_bound(log_w) >= log_w.mean(-1)))
+  assert bool(jnp.all(densities.importance_weighted_bound(log_w) >= log_w.mean(-1)))
   ll = vae.log_likelihood(state, batch, key, model=model, k=1000, k_chunk=10)
   assert bool(jnp.all(ll > log_w.mean(-1) + 0.01))
 
@@ -82,4 +82,4 @@ def test_ae_step_learns_to_reconstruct():
   assert float(last["loss"]) < 0.5 * float(first["loss"])
   per_example = ae.eval_step(state, batch, None, model=model)["recon"]
   assert per_example.shape == (16,)
-  assert ae.encode(state, batch, model=model).shape == (16, 8)
+  assert ae.encode(state, batch["image"], model=model).shape == (16, 8)

@@ -12,9 +12,11 @@ import optax
 import pytest
 
 from conftest import tiny_config
-from gen_jax import gan_losses, losses, train
+from gen_jax import train
+from gen_jax.losses import gan as gan_losses
+from gen_jax.losses import densities
 from gen_jax.models.autoencoders import MLPDecoder, MLPEncoder
-from gen_jax.models.hybrid import FeatureDiscriminator
+from gen_jax.models.gan import FeatureDiscriminator
 from gen_jax.steps import vaegan
 
 SHAPE = (8, 8, 1)
@@ -88,12 +90,12 @@ def test_forward_terms_against_a_hand_computation():
   (d_x, f_x), (d_rec, f_rec), (d_p, _) = d(x), d(x_rec), d(x_p)
   assert f_x.shape == (6, 8)   # the last hidden layer of Dis (hidden=(16, 8))
   np.testing.assert_allclose(terms["feat_recon"], 0.5 * ((f_rec - f_x) ** 2).sum(-1), rtol=1e-5)
-  np.testing.assert_allclose(terms["kl"], losses.gaussian_kl(mean, logvar), rtol=1e-5)
-  sp = losses.softplus
+  np.testing.assert_allclose(terms["kl"], densities.gaussian_kl(mean, logvar), rtol=1e-5)
+  sp = densities.softplus
   np.testing.assert_allclose(terms["disc_loss"], sp(-d_x) + 0.5 * (sp(d_rec) + sp(d_p)), rtol=1e-5)
   np.testing.assert_allclose(terms["gan_dec"], 0.5 * (sp(-d_rec) + sp(-d_p)), rtol=1e-5)
   np.testing.assert_allclose(terms["recon"], x_rec, rtol=1e-5)
-  np.testing.assert_allclose(terms["pixel_nll"], -losses.bernoulli_log_prob(
+  np.testing.assert_allclose(terms["pixel_nll"], -densities.bernoulli_log_prob(
       _apply(nets["dec"], p["dec"], z), x), rtol=1e-5)
 
 

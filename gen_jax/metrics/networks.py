@@ -272,7 +272,7 @@ def export(config, workdir: str | pathlib.Path, name: str, *,
     state = ckpt.restore(jax.jit(family.init)(jax.random.PRNGKey(config.seed)), step)
   finally:
     ckpt.close()
-  blob = flax.serialization.to_bytes(jax.device_get(state.params[steps_lib.NET]))
+  blob = flax.serialization.to_bytes({"params": jax.device_get(state.params[steps_lib.NET])})
   digest = _sha256(blob)
   if name in NETWORKS and NETWORKS[name].sha256 != digest:
     raise WeightsHashError(

@@ -19,29 +19,50 @@ FAMILIES = ("vae", "ae", "rbm", "dbn", "classifier", "gan", "vaegan", "bigan")
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-  """A family's steps with every static argument bound.
+  """A family's steps and capabilities, every static argument bound; ``None`` where it has none.
 
-  init(key) -> state
-  train_step(state, batch) -> (state, metrics): scalar metrics of the batch.
-  eval_step(state, batch, key) -> metrics: one value per example (the loop averages them).
-  sample(state, key, num) -> images in [0, 1]; None for families that cannot sample.
-  reconstruct(state, batch) -> images in [0, 1]; None for families without an encoder.
-  log_likelihood(state, batch, key, *, k) -> per-example lower bound on log p(x) in nats with k
-    importance samples (exact as k -> infinity); None if none.
-  inpaint(state, batch, key) -> (masked images, completed images): fills the bottom half of each
-    image given its top half; None for families that cannot.
-  final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
-    run from the final state and the last test metrics (the RBM's AIS log Z and test NLL); None
-    if none. Runs on the host (it jits what it needs); its keys should be namespaced ('eval/...').
+  Required:
+    init(key) -> state.
+    train_step(state, batch) -> (state, metrics): scalar metrics of the batch. ``metrics["loss"]``
+      is required: the family's headline training signal, logged as ``train/loss`` and on the
+      progress line (VAE: recon + beta * KL; AE: reconstruction NLL; GAN and BiGAN: the
+      discriminator's loss; VAE-GAN: the encoder's loss, the feature-space negative ELBO; RBM:
+      the pseudo-NLL, or the reconstruction error for Gaussian units; DBN: that of the layer in
+      training; classifier: cross-entropy). It is for watching one run, not for comparing
+      families: each family's module docstring says what its other metrics are.
+    eval_step(state, batch, key) -> metrics: one value per example (the loop averages them).
+
+  Capabilities:
+    sample(state, key, num) -> num images in [0, 1].
+    reconstruct(state, batch) -> images in [0, 1] through the family's code.
+    encode(state, images) -> (batch, d) features of images in [0, 1]: the family's representation
+      (a posterior mean, a code, hidden-unit probabilities), deterministic.
+    log_likelihood(state, batch, key, *, k) -> per-example lower bound on log p(x) in nats with k
+      importance samples (exact as k -> infinity).
+    inpaint(state, batch, key) -> (masked images, completed images): fills the bottom half of each
+      image given its top half.
+    final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
+      run from the final state and the last test metrics (the RBM's AIS log Z and test NLL). Runs
+      on the host (it jits what it needs); its keys are namespaced ('eval/...').
+
+  State layout, the same for every family (:class:`gen_jax.state.TrainState`):
+  ``params[net]`` holds a network's trainable parameters (the Flax ``"params"`` collection for a
+  Linen module), ``extra["ema"][net]`` the exponential moving average of those that keep one
+  (:mod:`gen_jax.steps.adversarial`), ``extra["batch_stats"][net]`` batch-norm statistics.
+
+  Defaults: a config file holds every value a run uses; ``from_config`` reads its fields directly
+  (the config is locked) after the family's ``validate(config)``. Keyword defaults of the step
+  functions are only the values that switch an option off (no penalty, no code, one critic step).
   """
   init: Callable
   train_step: Callable
   eval_step: Callable
   sample: Optional[Callable] = None
   reconstruct: Optional[Callable] = None
+  encode: Optional[Callable] = None
   log_likelihood: Optional[Callable] = None
-  final_metrics: Optional[Callable] = None
   inpaint: Optional[Callable] = None
+  final_metrics: Optional[Callable] = None
 
 
 def get(name: str):

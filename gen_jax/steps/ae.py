@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import losses, optim
+from gen_jax import optim
+from gen_jax.losses import densities
 from gen_jax.models.autoencoders import Autoencoder
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
@@ -21,13 +22,13 @@ NET = "ae"
 def init_state(key: jax.Array, *, model: Autoencoder, tx: optax.GradientTransformation,
                image_shape: Sequence[int]) -> TrainState:
   init_key, run_key = jax.random.split(key)
-  variables = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32))
-  return TrainState.create(params={NET: variables}, tx={NET: tx}, key=run_key)
+  params = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32))["params"]
+  return TrainState.create(params={NET: params}, tx={NET: tx}, key=run_key)
 
 
-def recon_nll(variables, x: jax.Array, *, model: Autoencoder) -> jax.Array:
+def recon_nll(params, x: jax.Array, *, model: Autoencoder) -> jax.Array:
   """Per-example -log Bernoulli(x | decode(encode(x))), in nats."""
-  return -losses.bernoulli_log_prob(model.apply(variables, x), x)
+  return -densities.bernoulli_log_prob(model.apply({"params": params}, x), x)
 
 
 def train_step(state: TrainState, batch: dict, *,
@@ -43,18 +44,20 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *,
   return {"recon": recon_nll(state.params[NET], batch["image"], model=model)}
 
 
-def encode(state: TrainState, batch: dict, *, model: Autoencoder) -> jax.Array:
-  return model.apply(state.params[NET], batch["image"], method=Autoencoder.encode)
+def encode(state: TrainState, images: jax.Array, *, model: Autoencoder) -> jax.Array:
+  """The code of images in [0, 1], (batch, latent_dim)."""
+  return model.apply({"params": state.params[NET]}, images, method=Autoencoder.encode)
 
 
 def reconstruct(state: TrainState, batch: dict, *, model: Autoencoder) -> jax.Array:
-  return jax.nn.sigmoid(model.apply(state.params[NET], batch["image"]))
+  """Bernoulli means of p(x | decode(encode(x)))."""
+  return jax.nn.sigmoid(model.apply({"params": state.params[NET]}, batch["image"]))
 
 
 def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Autoencoder:
   m = config.model
   return Autoencoder(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
-                     image_shape=tuple(image_shape), channels=tuple(m.get("channels", (32, 64))))
+                     image_shape=tuple(image_shape), channels=tuple(m.channels))
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
@@ -63,4 +66,4 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   p = functools.partial
   return Family(init=p(init_state, model=model, tx=tx, image_shape=tuple(image_shape)),
                 train_step=p(train_step, model=model), eval_step=p(eval_step, model=model),
-                reconstruct=p(reconstruct, model=model))
+                reconstruct=p(reconstruct, model=model), encode=p(encode, model=model))

@@ -21,7 +21,7 @@ losses are separate terms of one sum (E's term does not depend on G's parameters
 so one gradient of the sum gives each its own gradient:
 
 ================  =========================================================================
-network           minimises (per pair; ``l`` = the GAN loss of :mod:`gen_jax.gan_losses`)
+network           minimises (per pair; ``l`` = the GAN loss of :mod:`gen_jax.losses.gan`)
 ================  =========================================================================
 D                 ``disc_loss(l, D(x, E(x)), D(G(z), z))``: real pairs as real, generated as fake
 G                 ``gen_loss(l, D(G(z), z))``: its pairs taken for real
@@ -45,7 +45,7 @@ Usage in a research script::
     from functools import partial
     import jax, optax
     from gen_jax.models.autoencoders import MLPEncoder, MLPDecoder
-    from gen_jax.models.hybrid import JointDiscriminator
+    from gen_jax.models.gan import JointDiscriminator
     from gen_jax.steps import bigan
 
     nets = dict(enc=MLPEncoder(hidden=(512,), out_dim=50),
@@ -62,7 +62,7 @@ Usage in a research script::
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -70,24 +70,21 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import gan_losses, optim
-from gen_jax.models import autoencoders, hybrid
+from gen_jax.losses import gan as gan_losses
+from gen_jax.models import autoencoders
+from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
-from gen_jax.steps import Family
-from gen_jax.steps.gan import ema_decay_at, ema_update
+from gen_jax.steps import Family, adversarial
 
-ENC, GEN, DISC = "enc", "gen", "disc"
-LOSSES = ("minimax", "non_saturating", "hinge")
+ENC, GEN, DISC = "enc", "gen", adversarial.DISC
+LOSSES = adversarial.LOGIT_AND_HINGE
 ENCODERS = ("deterministic", "gaussian")
 PRIORS = ("normal", "uniform")
 
 
 def check(*, loss: str, encoder: str, prior: str) -> None:
   """A clear error for an unknown or unsupported choice."""
-  if loss not in LOSSES:
-    raise ValueError(f"model.loss={loss!r} is not supported by the BiGAN family; choose one of "
-                     f"{', '.join(LOSSES)} (the Wasserstein losses need a Lipschitz critic, which "
-                     "this family does not enforce).")
+  adversarial.check_loss(loss, "BiGAN", LOSSES)
   if encoder not in ENCODERS:
     raise ValueError(f"unknown model.encoder {encoder!r}: choose 'deterministic' (BiGAN) or "
                      "'gaussian' (ALI).")
@@ -139,11 +136,6 @@ def discriminate(disc: nn.Module, disc_params, x: jax.Array, z: jax.Array,
   return disc.apply({"params": disc_params}, x, z, train=True, rngs={"dropout": key})
 
 
-def _outputs(loss: str, raw: jax.Array) -> jax.Array:
-  """D's outputs as logged: probabilities for the logit losses, raw values for hinge."""
-  return raw if loss in gan_losses.CRITIC_LOSSES else jax.nn.sigmoid(raw)
-
-
 # ---------------------------------------------------------------------------------------------
 # State and steps.
 
@@ -168,15 +160,9 @@ def init_state(key: jax.Array, *, enc: nn.Module, gen: nn.Module, disc: nn.Modul
     raise ValueError(f"the generator makes {tuple(made)} images but the data are "
                      f"{tuple(image_shape)}; change model.channels / the dataset to match.")
   disc_params = disc.init(disc_key, x, z, train=False)["params"]
-  extra = {"ema": jax.tree.map(jnp.array, {ENC: enc_params, GEN: gen_params})} if ema else {}
-  return TrainState.create(params={ENC: enc_params, GEN: gen_params, DISC: disc_params},
-                           tx={ENC: tx_enc, GEN: tx_gen, DISC: tx_disc}, key=run_key, extra=extra)
-
-
-def inference_params(state: TrainState) -> dict:
-  """The parameters encoding, sampling and evaluation use: the EMA of E and G if the state keeps
-  one, else the current weights; D's current weights."""
-  return {**state.params, **state.extra.get("ema", {})}
+  params = {ENC: enc_params, GEN: gen_params, DISC: disc_params}
+  return TrainState.create(params=params, tx={ENC: tx_enc, GEN: tx_gen, DISC: tx_disc},
+                           key=run_key, extra=adversarial.init_ema(params, (ENC, GEN), ema))
 
 
 def disc_loss_fn(disc_params, real: tuple, fake: tuple, key: jax.Array, *, disc: nn.Module,
@@ -204,7 +190,7 @@ def train_step(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Module
                prior: str = "normal", ema_decay: float = 0.999
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One discriminator update, one joint update of E and G against the updated D, then the EMA
-  update (decay ``ema_decay`` after a warm-up: :func:`gen_jax.steps.gan.ema_decay_at`)."""
+  update (decay ``ema_decay`` after a warm-up: :func:`gen_jax.steps.adversarial.ema_decay_at`)."""
   check(loss=loss, encoder=encoder, prior=prior)
   x = batch["image"]
   n = x.shape[0]
@@ -224,18 +210,15 @@ def train_step(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Module
           state.params[ENC], state.params[GEN], state.params[DISC], x,
           sample_prior(z_key, (n, z_dim), prior), key, enc=enc, gen=gen, disc=disc, loss=loss,
           encoder=encoder)
-  decay = ema_decay_at(state.step, ema_decay)
+  decay = adversarial.ema_decay_at(state.step, ema_decay)
   state = state.apply_gradients({ENC: e_grads, GEN: g_grads})
-  if "ema" in state.extra:
-    ema = {name: ema_update(state.extra["ema"][name], state.params[name], decay)
-           for name in (ENC, GEN)}
-    state = state.replace(extra={**state.extra, "ema": ema})
+  state = adversarial.update_ema(state, decay)
   metrics = {
       "loss": d_value, "disc_loss": d_value, "gen_loss": gen_value, "enc_loss": enc_value,
-      "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean(),
+      "d_real": adversarial.outputs(loss, d_real).mean(), "d_fake": adversarial.outputs(loss, d_fake).mean(),
       "disc_grad_norm": optax.tree.norm(d_grads), "gen_grad_norm": optax.tree.norm(g_grads),
       "enc_grad_norm": optax.tree.norm(e_grads),
-      "fake_pixel_std": jnp.std(images, axis=0).mean(), "code_std": jnp.std(codes, axis=0).mean(),
+      "fake_pixel_std": adversarial.pixel_std(images), "code_std": jnp.std(codes, axis=0).mean(),
   }
   return state, metrics
 
@@ -253,14 +236,14 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, enc: nn.Module,
   """
   x = batch["image"]
   z = sample_prior(key, (x.shape[0], z_dim), prior)
-  params = inference_params(state)
+  params = adversarial.inference_params(state)
   real, fake = pairs(params[ENC], params[GEN], x, z, enc=enc, gen=gen, encoder=encoder)
   d_real = discriminate(disc, params[DISC], *real)
   d_fake = discriminate(disc, params[DISC], *fake)
   recon = generate_images(gen, params[GEN], real[1])
   z_back = encode_codes(enc, params[ENC], fake[0], encoder=encoder)
   flat = lambda a: a.reshape(a.shape[0], -1)
-  return {"d_real": _outputs(loss, d_real), "d_fake": _outputs(loss, d_fake),
+  return {"d_real": adversarial.outputs(loss, d_real), "d_fake": adversarial.outputs(loss, d_fake),
           "disc_loss": gan_losses.disc_loss(loss, d_real, d_fake),
           "recon_mse": jnp.mean(flat(recon - x) ** 2, axis=-1),
           "latent_mse": jnp.mean((z_back - z) ** 2, axis=-1)}
@@ -269,20 +252,20 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, enc: nn.Module,
 def sample(state: TrainState, key: jax.Array, num: int, *, gen: nn.Module, z_dim: int,
            prior: str = "normal") -> jax.Array:
   """``num`` images G(z) in [0, 1], z ~ p(z) (G's EMA weights if kept)."""
-  return generate_images(gen, inference_params(state)[GEN], sample_prior(key, (num, z_dim), prior))
+  return generate_images(gen, adversarial.inference_params(state)[GEN], sample_prior(key, (num, z_dim), prior))
 
 
 def encode(state: TrainState, images: jax.Array, *, enc: nn.Module,
            encoder: str = "deterministic") -> jax.Array:
   """E(x) (the mean code for a 'gaussian' encoder) of images in [0, 1]: the learnt features (E's
   EMA weights if kept)."""
-  return encode_codes(enc, inference_params(state)[ENC], images, encoder=encoder)
+  return encode_codes(enc, adversarial.inference_params(state)[ENC], images, encoder=encoder)
 
 
 def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Module,
                 encoder: str = "deterministic") -> jax.Array:
   """G(E(x)) in [0, 1] (EMA weights if kept)."""
-  return generate_images(gen, inference_params(state)[GEN],
+  return generate_images(gen, adversarial.inference_params(state)[GEN],
                          encode(state, batch["image"], enc=enc, encoder=encoder))
 
 
@@ -293,51 +276,42 @@ def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Modul
 def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int]):
   """(E, G, D) of ``config.model``: E and G are the autoencoders' encoder and decoder (``arch``,
   ``hidden``, ``channels``; :func:`gen_jax.models.autoencoders.make_encoder`); D is a
-  :class:`JointDiscriminator`."""
+  :class:`gen_jax.models.gan.JointDiscriminator`."""
   m = config.model
-  check(loss=m.loss, encoder=m.encoder, prior=m.prior)
-  channels = tuple(m.get("channels", (32, 64)))
-  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=channels,
+  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
                                   out_dim=m.latent_dim * (2 if m.encoder == "gaussian" else 1))
-  gen = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=channels,
+  gen = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
                                   image_shape=image_shape)
-  disc = hybrid.JointDiscriminator(
-      arch=m.get("disc_arch", "mlp"), x_hidden=tuple(m.disc_x_hidden),
-      z_hidden=tuple(m.disc_z_hidden), joint_hidden=tuple(m.disc_joint_hidden),
-      channels=tuple(m.get("disc_channels", (32, 64))), dropout=m.get("disc_dropout", 0.0))
+  disc = gan_models.JointDiscriminator(
+      arch=m.disc_arch, x_hidden=tuple(m.disc_x_hidden), z_hidden=tuple(m.disc_z_hidden),
+      joint_hidden=tuple(m.disc_joint_hidden), channels=tuple(m.disc_channels),
+      dropout=m.disc_dropout)
   return enc, gen, disc
 
 
-def _optimizers(config: ml_collections.ConfigDict):
-  if "disc_optimizer" not in config:
-    raise ValueError("a BiGAN config needs config.disc_optimizer (the discriminator's optimizer, "
-                     "same fields as config.optimizer, which trains the encoder and generator).")
-  enc_cfg = config.get("enc_optimizer") or config.optimizer
-  return optim.make(enc_cfg), optim.make(config.optimizer), optim.make(config.disc_optimizer)
+def validate(config: ml_collections.ConfigDict) -> None:
+  """A clear error for a choice of ``config.model`` this family cannot train."""
+  m = config.model
+  check(loss=m.loss, encoder=m.encoder, prior=m.prior)
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
-  """The BiGAN family of ``config``: ``config.optimizer`` trains G (and E, unless
-  ``config.enc_optimizer`` is set), ``config.disc_optimizer`` trains D."""
+  """The BiGAN family of ``config``: ``config.optimizer`` trains E and G (each its own state),
+  ``config.disc_optimizer`` trains D."""
   m = config.model
+  validate(config)
+  tx = adversarial.optimizers(config, "BiGAN", (ENC, GEN), trains="the encoder and generator")
   enc, gen, disc = create_models(config, image_shape)
-  tx_enc, tx_gen, tx_disc = _optimizers(config)
   shared = dict(loss=m.loss, encoder=m.encoder, prior=m.prior)
   p = functools.partial
   return Family(
-      init=p(init_state, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, tx_enc=tx_enc,
-             tx_gen=tx_gen, tx_disc=tx_disc, image_shape=tuple(image_shape), encoder=m.encoder,
-             ema=m.get("ema_decay", 0.999) > 0),
+      init=p(init_state, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, tx_enc=tx[ENC],
+             tx_gen=tx[GEN], tx_disc=tx[DISC], image_shape=tuple(image_shape), encoder=m.encoder,
+             ema=m.ema_decay > 0),
       train_step=p(train_step, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, **shared,
-                   ema_decay=m.get("ema_decay", 0.999)),
+                   ema_decay=m.ema_decay),
       eval_step=p(eval_step, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, **shared),
       sample=p(sample, gen=gen, z_dim=m.latent_dim, prior=m.prior),
       reconstruct=p(reconstruct, enc=enc, gen=gen, encoder=m.encoder),
+      encode=p(encode, enc=enc, encoder=m.encoder),
   )
-
-
-def encoder_from_config(config: ml_collections.ConfigDict,
-                        image_shape: Sequence[int]) -> Callable[[TrainState, jax.Array], jax.Array]:
-  """``encode`` with its statics bound: (state, images in [0, 1]) -> features."""
-  enc, _, _ = create_models(config, image_shape)
-  return functools.partial(encode, enc=enc, encoder=config.model.encoder)

@@ -42,8 +42,8 @@ def init_state(key: jax.Array, *, model: CNN, tx: optax.GradientTransformation,
                image_shape: Sequence[int]) -> TrainState:
   """A fresh state; ``key`` (raw uint32 key) seeds the parameters and every later step."""
   init_key, run_key = jax.random.split(key)
-  variables = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32))
-  return TrainState.create(params={NET: variables}, tx={NET: tx}, key=run_key)
+  params = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32))["params"]
+  return TrainState.create(params={NET: params}, tx={NET: tx}, key=run_key)
 
 
 def augment(key: jax.Array, x: jax.Array, *, max_shift: int = 0, flip: bool = False) -> jax.Array:
@@ -71,9 +71,9 @@ def _check_labels(batch: dict) -> jax.Array:
   return batch["label"]
 
 
-def loss_fn(variables, x: jax.Array, labels: jax.Array, dropout_key: jax.Array, *, model: CNN):
+def loss_fn(params, x: jax.Array, labels: jax.Array, dropout_key: jax.Array, *, model: CNN):
   """Mean softmax cross-entropy of the batch, with dropout on; aux: the logits."""
-  logits = model.apply(variables, x, train=True, rngs={"dropout": dropout_key})
+  logits = model.apply({"params": params}, x, train=True, rngs={"dropout": dropout_key})
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
 
 
@@ -93,7 +93,7 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *,
   without dropout or augmentation."""
   del key  # deterministic
   labels = _check_labels(batch)
-  logits = model.apply(state.params[NET], batch["image"])
+  logits = model.apply({"params": state.params[NET]}, batch["image"])
   return {"accuracy": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
           "cross_entropy": optax.softmax_cross_entropy_with_integer_labels(logits, labels)}
 

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import ais
-from gen_jax.rbm import RBM, base_rate_logits
+from gen_jax.likelihood import ais
+from gen_jax.models.rbm import RBM, base_rate_logits
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
 from gen_jax.steps import rbm as rbm_steps
@@ -202,5 +202,5 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       reconstruct=p(reconstruct, rbm1=rbm1),
       final_metrics=(p(final_metrics, rbm1=rbm1, rbm2=rbm2, num_runs=a.num_runs,
                        num_betas=a.num_betas, schedule=a.schedule, seed=a.seed,
-                       first_layer=a.get("first_layer", True)) if a.num_runs else None),
+                       first_layer=a.first_layer) if a.num_runs else None),
   )

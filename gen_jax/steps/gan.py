@@ -5,7 +5,7 @@ One :class:`gen_jax.state.TrainState` holds both networks::
 
     params    = {"gen": G params, "disc": D params}
     opt_state = {"gen": ..., "disc": ...}            tx = {"gen": G optimizer, "disc": D optimizer}
-    extra     = {"ema_gen": EMA of G params                        (if ema_decay > 0)
+    extra     = {"ema": {"gen": EMA of G params}                   (if ema_decay > 0)
                  "batch_stats": {"gen": ..., "disc": ...}}          (networks with batch norm only)
 
 One call of :func:`train_step` is one generator step: ``n_critic`` discriminator updates (a
@@ -71,22 +71,21 @@ Usage in a research script::
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
-from gen_jax import gan_losses, optim
+from gen_jax.losses import gan as gan_losses
 from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
-from gen_jax.steps import Family
+from gen_jax.steps import Family, adversarial
+from gen_jax.steps.adversarial import apply, apply_q, batch_stats, with_batch_stats
 
-GEN, DISC = "gen", "disc"
+GEN, DISC = "gen", adversarial.DISC
 _STANDING_SALT = 0xFFFFFFFF   # fold_in data of the standing-statistics noise; no step reaches it
 
 
@@ -126,9 +125,7 @@ def init_state(key: jax.Array, *, gen: nn.Module, disc: nn.Module, z_dim: int,
                      f"{tuple(image_shape)}; set model.gen_channels / the dataset to match.")
   d_vars = disc.init(disc_key, x, train=True)
   params = {GEN: g_vars["params"], DISC: d_vars["params"]}
-  extra = {}
-  if ema:
-    extra["ema_gen"] = jax.tree.map(jnp.array, g_vars["params"])
+  extra = adversarial.init_ema(params, (GEN,), ema)
   stats = {name: v["batch_stats"] for name, v in ((GEN, g_vars), (DISC, d_vars))
            if "batch_stats" in v}
   if stats:
@@ -136,46 +133,10 @@ def init_state(key: jax.Array, *, gen: nn.Module, disc: nn.Module, z_dim: int,
   return TrainState.create(params=params, tx={GEN: tx_gen, DISC: tx_disc}, key=run_key, extra=extra)
 
 
-def _stats(state: TrainState, name: str):
-  return state.extra.get("batch_stats", {}).get(name)
-
-
-def _apply(module: nn.Module, params, stats, x: jax.Array, *, train: bool = True):
-  """(output, updated batch stats or None): batch statistics of ``x`` when ``train``."""
-  if stats is None:
-    return module.apply({"params": params}, x, train=train), None
-  variables = {"params": params, "batch_stats": stats}
-  if not train:
-    return module.apply(variables, x, train=False), stats
-  out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
-  return out, updates["batch_stats"]
-
-
-def _apply_q(module: nn.Module, params, stats, x: jax.Array, with_q: bool = True):
-  """(output, Q's logits, updated batch stats or None) of a discriminator with an InfoGAN head,
-  in training mode; without ``with_q``, :func:`_apply` with None for the logits."""
-  if not with_q:
-    out, stats = _apply(module, params, stats, x)
-    return out, None, stats
-  variables, mutable = {"params": params}, ["intermediates"]
-  if stats is not None:
-    variables, mutable = variables | {"batch_stats": stats}, mutable + ["batch_stats"]
-  out, updates = module.apply(variables, x, train=True, mutable=mutable)
-  return out, updates["intermediates"]["q_logits"][0], updates.get("batch_stats")
-
-
 def info_ce(q_logits: jax.Array, codes: jax.Array) -> jax.Array:
   """Mean cross-entropy of Q's q(c | G(z, c)) against the codes the fakes were drawn with: the
   InfoGAN term (log cat_dim minus it is a lower bound on the mutual information I(c; G(z, c)))."""
   return optax.softmax_cross_entropy_with_integer_labels(q_logits, codes).mean()
-
-
-def _with_stats(state: TrainState, name: str, stats) -> TrainState:
-  if stats is None:
-    return state
-  all_stats = dict(state.extra["batch_stats"])
-  all_stats[name] = stats
-  return state.replace(extra={**state.extra, "batch_stats": all_stats})
 
 
 def to_model_range(x: jax.Array, output: str) -> jax.Array:
@@ -187,21 +148,6 @@ def to_unit_range(x: jax.Array, output: str) -> jax.Array:
   return jnp.clip((x + 1.0) / 2.0 if output == "tanh" else x, 0.0, 1.0)
 
 
-def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
-  """min(ema_decay, (1 + step) / (10 + step)): the EMA's decay after ``step`` generator updates.
-
-  The warm-up (as tf.train.ExponentialMovingAverage's ``num_updates``) keeps the average from
-  dwelling on the random initial weights: 0.1 at the first update, 0.5 at step 8, 0.9 at step 80.
-  """
-  step = jnp.asarray(step, jnp.float32)
-  return jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
-
-
-def ema_update(ema, params, decay: jax.Array):
-  """decay * ema + (1 - decay) * params, leaf by leaf."""
-  return optax.incremental_update(params, ema, 1.0 - decay)
-
-
 def clip_weights(params, clip: float):
   """Every weight clipped to [-clip, clip] (WGAN: all of the critic's parameters, norms included)."""
   return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)
@@ -209,11 +155,6 @@ def clip_weights(params, clip: float):
 
 # ---------------------------------------------------------------------------------------------
 # Steps.
-
-
-def _outputs(kind: str, raw: jax.Array) -> jax.Array:
-  """D's outputs as logged: probabilities for logit losses, raw critic values otherwise."""
-  return raw if kind in gan_losses.CRITIC_LOSSES else jax.nn.sigmoid(raw)
 
 
 def critic_minibatches(x: jax.Array, n_critic: int) -> jax.Array:
@@ -247,13 +188,13 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
   r1_every times the mean squared norm, so its mean over steps estimates the norm on every step.
   """
   stats_in = disc_stats
-  d_real, disc_stats = _apply(disc, disc_params, disc_stats, real)
-  d_fake, q_logits, disc_stats = _apply_q(disc, disc_params, disc_stats, fake, codes is not None)
+  d_real, disc_stats = apply(disc, disc_params, disc_stats, real)
+  d_fake, q_logits, disc_stats = apply_q(disc, disc_params, disc_stats, fake, codes is not None)
   info = 0.0 if codes is None else info_weight * info_ce(q_logits, codes)
   value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean() + info
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
-         "d_real": _outputs(loss, d_real).mean(), "d_fake": _outputs(loss, d_fake).mean()}
-  critic = lambda v: _apply(disc, disc_params, stats_in, v)[0]
+         "d_real": adversarial.outputs(loss, d_real).mean(), "d_fake": adversarial.outputs(loss, d_fake).mean()}
+  critic = lambda v: apply(disc, disc_params, stats_in, v)[0]
   if loss == "wgan_gp":
     _check_per_example(disc, "the gradient penalty")
     penalty, norms = gan_losses.gradient_penalty(critic, real, fake, eps)
@@ -273,9 +214,9 @@ def gen_loss_fn(gen_params, gen_stats, disc_params, disc_stats, z: jax.Array, *,
   """Mean generator loss; with ``top_k`` (a fraction), over the fakes D scores highest only; with
   ``codes`` (InfoGAN), plus ``info_weight`` times :func:`info_ce` of D's Q head on the fakes.
   Aux: (fakes, G's batch stats, {'info_ce': ...} or {})."""
-  fake, gen_stats = _apply(gen, gen_params, gen_stats, z)
+  fake, gen_stats = apply(gen, gen_params, gen_stats, z)
   # D's running stats: its own steps only.
-  d_fake, q_logits, _ = _apply_q(disc, disc_params, disc_stats, fake, codes is not None)
+  d_fake, q_logits, _ = apply_q(disc, disc_params, disc_stats, fake, codes is not None)
   info = {} if codes is None else {"info_ce": info_ce(q_logits, codes)}
   per_example = gan_losses.gen_loss(loss, d_fake)
   value = per_example.mean() if top_k is None else gan_losses.top_k_mean(per_example, d_fake, top_k)
@@ -301,7 +242,7 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   (``q_dim`` = ``cat_dim``) learns to read off the fakes in D's steps and G learns to make
   readable in its step, each with weight ``info_weight``; ``info_ce`` is logged.
   """
-  gan_losses.check(loss)
+  adversarial.check_loss(loss, "GAN")
   real_all = critic_minibatches(to_model_range(batch["image"], output), n_critic)
   m = real_all.shape[0]
 
@@ -317,9 +258,9 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
     z_key, eps_key = jax.random.split(jax.random.fold_in(state.step_key(0), i))
     real = jax.lax.dynamic_index_in_dim(real_all, i, axis=1, keepdims=False)
     g_in, codes = latent(z_key, m, z_dim, cat_dim)
-    fake, _ = _apply(gen, state.params[GEN], _stats(state, GEN), g_in)
+    fake, _ = apply(gen, state.params[GEN], batch_stats(state, GEN), g_in)
     disc_grads = functools.partial(
-        jax.value_and_grad(disc_loss_fn, has_aux=True), state.params[DISC], _stats(state, DISC),
+        jax.value_and_grad(disc_loss_fn, has_aux=True), state.params[DISC], batch_stats(state, DISC),
         real, jax.lax.stop_gradient(fake), jax.random.uniform(eps_key, (m,)), disc=disc,
         loss=loss, gp_weight=gp_weight, label_smoothing=label_smoothing, codes=codes,
         info_weight=info_weight)
@@ -332,7 +273,7 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
           functools.partial(disc_grads, r1_weight=r1_weight, r1_every=r1_every), without_r1)
     else:
       (value, (aux, disc_stats)), grads = disc_grads(r1_weight=r1_weight)
-    state = _with_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC, disc_stats)
+    state = with_batch_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC, disc_stats)
     if clip:
       state = state.replace(params={**state.params, DISC: clip_weights(state.params[DISC], clip)})
     aux = aux | {"disc_grad_norm": optax.tree.norm(grads), "disc_loss": value}
@@ -347,18 +288,16 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
     fraction = gan_losses.top_k_fraction(state.step, top_k, top_k_decay, top_k_decay_steps)
     metrics["top_k_fraction"] = fraction
   (g_value, (fake, gen_stats, info)), g_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
-      state.params[GEN], _stats(state, GEN), state.params[DISC], _stats(state, DISC), z,
+      state.params[GEN], batch_stats(state, GEN), state.params[DISC], batch_stats(state, DISC), z,
       gen=gen, disc=disc, loss=loss, top_k=fraction, codes=codes, info_weight=info_weight)
   metrics |= info
-  decay = ema_decay_at(state.step, ema_decay)
-  state = _with_stats(state.apply_gradients({GEN: g_grads}), GEN, gen_stats)
-  if "ema_gen" in state.extra:
-    state = state.replace(extra={**state.extra,
-                                 "ema_gen": ema_update(state.extra["ema_gen"], state.params[GEN], decay)})
+  decay = adversarial.ema_decay_at(state.step, ema_decay)
+  state = with_batch_stats(state.apply_gradients({GEN: g_grads}), GEN, gen_stats)
+  state = adversarial.update_ema(state, decay)
 
   unit = to_unit_range(fake, output)
   metrics |= {"gen_loss": g_value, "gen_grad_norm": optax.tree.norm(g_grads),
-              "fake_pixel_std": jnp.std(unit, axis=0).mean()}
+              "fake_pixel_std": adversarial.pixel_std(unit)}
   metrics["loss"] = metrics["disc_loss"]
   if loss in gan_losses.CRITIC_LOSSES:
     metrics["wasserstein"] = metrics["d_real_raw"] - metrics["d_fake_raw"]
@@ -374,32 +313,15 @@ def generate(state: TrainState, z: jax.Array, *, gen: nn.Module, ema: bool = Tru
   fixed noise vectors (a function of the run's key only) through the same weights. ``z`` is the
   input of :func:`latent`, with ``cat_dim`` one-hot code columns at its end.
   """
-  params = state.extra["ema_gen"] if ema and "ema_gen" in state.extra else state.params[GEN]
-  stats = _stats(state, GEN)
+  params = (adversarial.inference_params(state) if ema else state.params)[GEN]
+  stats = batch_stats(state, GEN)
   if stats is None:
-    return _apply(gen, params, None, z, train=False)[0]
+    return apply(gen, params, None, z, train=False)[0]
   z_standing, _ = latent(jax.random.fold_in(state.key, _STANDING_SALT), standing_num,
                          z.shape[-1] - cat_dim, cat_dim)
   # momentum 0: the "running averages" after one batch are exactly that batch's statistics.
-  _, standing = _apply(gen.clone(bn_momentum=0.0), params, stats, z_standing, train=True)
-  return _apply(gen, params, standing, z, train=False)[0]
-
-
-def classifier_metrics(probs: jax.Array) -> dict[str, jax.Array]:
-  """Per-example scores of a batch of generated images from a classifier's p(y|x), (N, C).
-
-  ``cls_log_is``: KL(p(y|x_i) || p(y)) with p(y) the batch's mean prediction; its mean over a batch
-  is the log Inception Score of that batch. ``cls_modes``: the number of classes predicted at least
-  once in the batch (the same for every example of it). ``cls_max_prob``: the classifier's
-  confidence. Falling log IS or modes flag a collapsing generator at every evaluation.
-  """
-  marginal = probs.mean(axis=0)
-  log_is = jnp.sum(jax.scipy.special.xlogy(probs, probs) - jax.scipy.special.xlogy(probs, marginal),
-                   axis=-1)
-  counts = jax.nn.one_hot(jnp.argmax(probs, axis=-1), probs.shape[-1]).sum(axis=0)
-  modes = jnp.sum(counts > 0).astype(jnp.float32)
-  return {"cls_log_is": log_is, "cls_modes": jnp.full(probs.shape[:1], modes),
-          "cls_max_prob": probs.max(axis=-1)}
+  _, standing = apply(gen.clone(bn_momentum=0.0), params, stats, z_standing, train=True)
+  return apply(gen, params, standing, z, train=False)[0]
 
 
 def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module, disc: nn.Module,
@@ -412,58 +334,35 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module,
   critic loss, ``wasserstein`` = f(x_i) - f(G(z_i)), whose mean is the critic's estimate of the
   distance between the test set and the samples. With batch norm in D, the test batch and the
   generated batch are normalized with their own statistics, as in training. With a ``classifier``
-  (a :class:`gen_jax.metrics.networks.FeatureNetwork`), the scores of :func:`classifier_metrics`
+  (a :class:`gen_jax.metrics.networks.FeatureNetwork`), the scores of :func:`gen_jax.steps.adversarial.classifier_scores`
   on the generated batch.
   """
   real = to_model_range(batch["image"], output)
   z, _ = latent(key, real.shape[0], z_dim, cat_dim)
   fake = generate(state, z, gen=gen, standing_num=standing_num, cat_dim=cat_dim)
-  d_real, _ = _apply(disc, state.params[DISC], _stats(state, DISC), real)
-  d_fake, _ = _apply(disc, state.params[DISC], _stats(state, DISC), fake)
-  out = {"d_real": _outputs(loss, d_real), "d_fake": _outputs(loss, d_fake),
+  d_real, _ = apply(disc, state.params[DISC], batch_stats(state, DISC), real)
+  d_fake, _ = apply(disc, state.params[DISC], batch_stats(state, DISC), fake)
+  out = {"d_real": adversarial.outputs(loss, d_real), "d_fake": adversarial.outputs(loss, d_fake),
          "disc_loss": gan_losses.disc_loss(loss, d_real, d_fake)}
   if loss in gan_losses.CRITIC_LOSSES:
     out["wasserstein"] = d_real - d_fake
   if classifier is not None:
-    out |= classifier_metrics(classifier.apply(to_unit_range(fake, output))[1])
+    out |= adversarial.classifier_scores(classifier.apply(to_unit_range(fake, output))[1])
   return out
 
 
 def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, gen: nn.Module, z_dim: int,
-                  classifier, output: str = "tanh", standing_num: int = 512,
-                  num_samples: int = 10_000, batch_size: int = 1000, num_splits: int = 10,
-                  seed: int = 0, cat_dim: int = 0) -> dict[str, float]:
-  """Classifier Inception Score (mean and std over ``num_splits`` splits, Salimans et al.) and mode
-  coverage of ``num_samples`` samples of the EMA generator; run once at the end of a run. With
-  ``cat_dim`` > 0, also the code purity (gen_jax.metrics.classifier) of ``batch_size`` samples of
-  each code value: whether the unsupervised code has learnt the classes."""
+                  classifier, output: str, standing_num: int, num_samples: int,
+                  batch_size: int = 1000, num_splits: int = 10, seed: int = 0,
+                  cat_dim: int = 0) -> dict[str, float]:
+  """:func:`gen_jax.steps.adversarial.sample_scores` of the EMA generator, once at the end of a
+  run: classifier Inception Score, mode coverage and, with ``cat_dim`` > 0, the code purity."""
   del eval_metrics
-  from gen_jax.metrics import classifier as cls_metrics  # pylint: disable=g-import-not-at-top
-  # p(y|x) of batch_size samples; codes None: random codes (if any).
-  fn = jax.jit(lambda st, k, codes: classifier.apply(
-      sample(st, k, batch_size, gen=gen, z_dim=z_dim, output=output, standing_num=standing_num,
-             cat_dim=cat_dim, codes=codes))[1])
-  key = jax.random.PRNGKey(seed)
-  probs = np.concatenate([np.asarray(jax.device_get(fn(state, jax.random.fold_in(key, i), None)))
-                          for i in range(-(-num_samples // batch_size))])[:num_samples]
-  is_mean, is_std = cls_metrics.inception_score(probs, num_splits=num_splits)
-  coverage = cls_metrics.mode_coverage(cls_metrics.label_histogram(probs))
-  out = {"eval/inception_score": is_mean, "eval/inception_score_std": is_std,
-         "eval/modes_covered": coverage["modes_covered"],
-         "eval/label_kl_to_uniform": coverage["kl_to_uniform"], "eval/is_num_samples": num_samples}
-  logging.info("%s on %d samples: Inception Score %.3f +- %.3f, %d classes present, KL(labels || "
-               "uniform) %.4f", classifier.name, num_samples, is_mean, is_std,
-               coverage["modes_covered"], coverage["kl_to_uniform"])
-  if cat_dim:
-    code_key = jax.random.fold_in(key, 0x7FFFFFFF)   # past the IS batches' fold_in indices
-    purity = cls_metrics.code_purity(np.stack([
-        np.asarray(jax.device_get(fn(state, jax.random.fold_in(code_key, c),
-                                     jnp.full((batch_size,), c))))
-        for c in range(cat_dim)]))
-    out |= {f"eval/{k}": v for k, v in purity.items()}
-    logging.info("code purity %.3f over %d codes, %d distinct majority classes",
-                 purity["code_purity"], cat_dim, purity["code_classes"])
-  return out
+  draw = lambda st, k, num, codes: sample(st, k, num, gen=gen, z_dim=z_dim, output=output,
+                                          standing_num=standing_num, cat_dim=cat_dim, codes=codes)
+  return adversarial.sample_scores(draw, state, classifier=classifier, num_samples=num_samples,
+                                   batch_size=batch_size, num_splits=num_splits, seed=seed,
+                                   cat_dim=cat_dim)
 
 
 def sample(state: TrainState, key: jax.Array, num: int, *, gen: nn.Module, z_dim: int,
@@ -484,82 +383,67 @@ def create_models(config: ml_collections.ConfigDict,
                   image_shape: Sequence[int]) -> tuple[nn.Module, nn.Module]:
   m = config.model
   gen = gan_models.make_generator(
-      m.arch, image_shape=image_shape, hidden=m.get("gen_hidden", (128, 256)),
-      channels=m.get("gen_channels", (128, 64)), output=m.get("gen_output", "tanh"),
-      norm=m.get("gen_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9),
-      dense=m.get("gen_dense", ()))
+      m.arch, image_shape=image_shape, hidden=m.gen_hidden, channels=m.gen_channels,
+      output=m.gen_output, norm=m.gen_norm, bn_momentum=m.bn_momentum, dense=m.gen_dense)
   disc = gan_models.make_discriminator(
-      m.arch, hidden=m.get("disc_hidden", (256, 128)), channels=m.get("disc_channels", (64, 128)),
-      norm=m.get("disc_norm", "batch"), bn_momentum=m.get("bn_momentum", 0.9),
-      dense=m.get("disc_dense", ()), centre=m.get("gen_output", "tanh") == "sigmoid",
-      q_dim=m.get("cat_dim", 0))
+      m.arch, hidden=m.disc_hidden, channels=m.disc_channels, norm=m.disc_norm,
+      bn_momentum=m.bn_momentum, dense=m.disc_dense, centre=m.gen_output == "sigmoid",
+      q_dim=m.cat_dim)
   return gen, disc
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """A clear error for every choice of ``config.model`` this family cannot train."""
+  m = config.model
+  adversarial.check_loss(m.loss, "GAN")
+  if m.n_critic < 1 or config.batch_size % m.n_critic:
+    raise ValueError(f"batch_size={config.batch_size} must be a positive multiple of "
+                     f"model.n_critic={m.n_critic}: the n_critic discriminator steps each take "
+                     "batch_size / n_critic real images.")
+  if m.r1_weight < 0 or m.r1_every < 1:
+    raise ValueError(f"model.r1_weight={m.r1_weight} must be >= 0 (0: no R1 penalty) "
+                     f"and model.r1_every={m.r1_every} a positive number of steps.")
+  for what, on in (("the gradient penalty (model.loss='wgan_gp')", m.loss == "wgan_gp"),
+                   ("the R1 penalty (model.r1_weight > 0)", m.r1_weight > 0)):
+    if on and m.arch == "dcgan" and m.disc_norm == "batch":
+      raise ValueError(f"{what} needs a critic without batch norm: set model.disc_norm='layer' "
+                       "(Gulrajani et al.), 'spectral' or 'none'.")
+  if m.clip and m.loss != "wasserstein":
+    raise ValueError(f"model.clip={m.clip} (weight clipping) belongs to model.loss='wasserstein'; "
+                     f"set model.clip=0 for loss {m.loss!r}.")
+  gan_losses.check_label_smoothing(m.loss, m.label_smoothing)
+  if not 0.0 < m.gen_top_k <= 1.0 or m.gen_top_k_decay_steps < 1:
+    raise ValueError(f"model.gen_top_k={m.gen_top_k} must be a fraction in (0, 1] "
+                     f"(1: every fake) and model.gen_top_k_decay_steps="
+                     f"{m.gen_top_k_decay_steps} a positive number of steps.")
+  if m.cat_dim < 0 or m.cat_dim == 1:
+    raise ValueError(f"model.cat_dim={m.cat_dim} is the number of categories of InfoGAN's code: "
+                     "set it to 0 (no code) or at least 2 (10 for the digits of MNIST).")
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
   """The GAN family of ``config``: ``config.optimizer`` trains the generator and
   ``config.disc_optimizer`` (same fields) the discriminator."""
   m = config.model
-  gan_losses.check(m.loss)
-  if "disc_optimizer" not in config:
-    raise ValueError("a GAN config needs config.disc_optimizer (the discriminator's optimizer, "
-                     "same fields as config.optimizer, which trains the generator).")
-  n_critic = m.get("n_critic", 1)
-  if n_critic < 1 or config.batch_size % n_critic:
-    raise ValueError(f"batch_size={config.batch_size} must be a positive multiple of "
-                     f"model.n_critic={n_critic}: the n_critic discriminator steps each take "
-                     "batch_size / n_critic real images.")
-  if m.get("r1_weight", 0.0) < 0 or m.get("r1_every", 1) < 1:
-    raise ValueError(f"model.r1_weight={m.get('r1_weight', 0.0)} must be >= 0 (0: no R1 penalty) "
-                     f"and model.r1_every={m.get('r1_every', 1)} a positive number of steps.")
-  for what, on in (("the gradient penalty (model.loss='wgan_gp')", m.loss == "wgan_gp"),
-                   ("the R1 penalty (model.r1_weight > 0)", m.get("r1_weight", 0.0) > 0)):
-    if on and m.arch == "dcgan" and m.get("disc_norm", "batch") == "batch":
-      raise ValueError(f"{what} needs a critic without batch norm: set model.disc_norm='layer' "
-                       "(Gulrajani et al.), 'spectral' or 'none'.")
-  if m.get("clip", 0.0) and m.loss != "wasserstein":
-    raise ValueError(f"model.clip={m.clip} (weight clipping) belongs to model.loss='wasserstein'; "
-                     f"set model.clip=0 for loss {m.loss!r}.")
-  gan_losses.check_label_smoothing(m.loss, m.get("label_smoothing", 0.0))
-  if not 0.0 < m.get("gen_top_k", 1.0) <= 1.0 or m.get("gen_top_k_decay_steps", 1000) < 1:
-    raise ValueError(f"model.gen_top_k={m.get('gen_top_k', 1.0)} must be a fraction in (0, 1] "
-                     f"(1: every fake) and model.gen_top_k_decay_steps="
-                     f"{m.get('gen_top_k_decay_steps', 1000)} a positive number of steps.")
-  cat_dim = m.get("cat_dim", 0)
-  if cat_dim < 0 or cat_dim == 1:
-    raise ValueError(f"model.cat_dim={cat_dim} is the number of categories of InfoGAN's code: "
-                     "set it to 0 (no code) or at least 2 (10 for the digits of MNIST).")
+  validate(config)
+  tx = adversarial.optimizers(config, "GAN", (GEN,), trains="the generator")
   gen, disc = create_models(config, image_shape)
-  output = m.get("gen_output", "tanh")
-  ema_decay = m.get("ema_decay", 0.999)
-  standing_num = m.get("standing_stats_num", 512)
-  classifier = None
-  if config.eval.get("classifier", ""):
-    from gen_jax.metrics import networks  # pylint: disable=g-import-not-at-top
-    classifier = networks.load(config.eval.classifier)
-    if tuple(classifier.image_shape) != tuple(image_shape):
-      raise ValueError(f"eval.classifier={config.eval.classifier!r} takes {classifier.image_shape} "
-                       f"images but the data are {tuple(image_shape)}; set --config.eval.classifier "
-                       "to a network of this dataset, or '' for none.")
+  classifier = adversarial.load_classifier(config, image_shape)
+  shared = dict(z_dim=m.z_dim, cat_dim=m.cat_dim)
+  draw = dict(gen=gen, output=m.gen_output, standing_num=m.standing_stats_num, **shared)
   p = functools.partial
   return Family(
-      init=p(init_state, gen=gen, disc=disc, z_dim=m.z_dim, tx_gen=optim.make(config.optimizer),
-             tx_disc=optim.make(config.disc_optimizer), image_shape=tuple(image_shape),
-             ema=ema_decay > 0, cat_dim=cat_dim),
-      train_step=p(train_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, n_critic=n_critic,
-                   gp_weight=m.get("gp_weight", 10.0), clip=m.get("clip", 0.0),
-                   ema_decay=ema_decay, output=output,
-                   label_smoothing=m.get("label_smoothing", 0.0), top_k=m.get("gen_top_k", 1.0),
-                   top_k_decay=m.get("gen_top_k_decay", 0.99),
-                   top_k_decay_steps=m.get("gen_top_k_decay_steps", 1000),
-                   r1_weight=m.get("r1_weight", 0.0), r1_every=m.get("r1_every", 1),
-                   cat_dim=cat_dim, info_weight=m.get("info_weight", 1.0)),
-      eval_step=p(eval_step, gen=gen, disc=disc, z_dim=m.z_dim, loss=m.loss, output=output,
-                  standing_num=standing_num, classifier=classifier, cat_dim=cat_dim),
-      sample=p(sample, gen=gen, z_dim=m.z_dim, output=output, standing_num=standing_num,
-               cat_dim=cat_dim),
-      final_metrics=None if classifier is None else p(
-          final_metrics, gen=gen, z_dim=m.z_dim, classifier=classifier, output=output,
-          standing_num=standing_num, num_samples=config.eval.get("is_num_samples", 10_000),
-          seed=config.eval.get("is_seed", 0), cat_dim=cat_dim),
+      init=p(init_state, gen=gen, disc=disc, tx_gen=tx[GEN], tx_disc=tx[DISC],
+             image_shape=tuple(image_shape), ema=m.ema_decay > 0, **shared),
+      train_step=p(train_step, gen=gen, disc=disc, loss=m.loss, n_critic=m.n_critic,
+                   gp_weight=m.gp_weight, clip=m.clip, ema_decay=m.ema_decay, output=m.gen_output,
+                   label_smoothing=m.label_smoothing, top_k=m.gen_top_k,
+                   top_k_decay=m.gen_top_k_decay, top_k_decay_steps=m.gen_top_k_decay_steps,
+                   r1_weight=m.r1_weight, r1_every=m.r1_every, info_weight=m.info_weight,
+                   **shared),
+      eval_step=p(eval_step, disc=disc, loss=m.loss, classifier=classifier, **draw),
+      sample=p(sample, **draw),
+      final_metrics=adversarial.optional(
+          p(final_metrics, classifier=classifier, num_samples=config.eval.is_num_samples,
+            seed=config.eval.is_seed, **draw), classifier is not None),
   )

@@ -11,7 +11,7 @@ Usage in a research script::
 
     from functools import partial
     import jax
-    from gen_jax.rbm import RBM
+    from gen_jax.models.rbm import RBM
     from gen_jax.steps import rbm as rbm_steps
 
     model = RBM(num_visible=784, num_hidden=500)
@@ -20,7 +20,7 @@ Usage in a research script::
     step = jax.jit(partial(rbm_steps.train_step, rbm=model, method="pcd", k=1), donate_argnums=0)
     state, metrics = step(state, {"image": x})   # x: (100, 28, 28, 1) in {0, 1}
 
-The test NLL is the mean test free energy plus log Z, estimated by AIS (:mod:`gen_jax.ais`); the
+The test NLL is the mean test free energy plus log Z, estimated by AIS (:mod:`gen_jax.likelihood.ais`); the
 training loop gets it from :func:`final_metrics` at the end of a run.
 """
 
@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import ais
-from gen_jax.rbm import RBM, base_rate_logits
+from gen_jax.likelihood import ais
+from gen_jax.models.rbm import RBM, base_rate_logits
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
 
@@ -221,17 +221,16 @@ def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, rbm: RBM
 def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> RBM:
   m = config.model
   return RBM(num_visible=math.prod(image_shape), num_hidden=m.num_hidden,
-             visible=m.get("visible", "bernoulli"), sigma=m.get("sigma", 1.0))
+             visible=m.visible, sigma=m.sigma)
 
 
 def optimizer_from_config(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   if cfg.name != "sgd":
     raise ValueError(f"the RBM is trained with optimizer.name='sgd' (momentum and weight decay "
                      f"through optax), not {cfg.name!r}.")
-  return make_optimizer(learning_rate=cfg.learning_rate, momentum=cfg.get("momentum", 0.0),
-                        weight_decay=cfg.get("weight_decay", 0.0),
-                        decay_steps=cfg.get("decay_steps", 0),
-                        final_learning_rate=cfg.get("final_learning_rate", 0.0))
+  return make_optimizer(learning_rate=cfg.learning_rate, momentum=cfg.momentum,
+                        weight_decay=cfg.weight_decay, decay_steps=cfg.decay_steps,
+                        final_learning_rate=cfg.final_learning_rate)
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:

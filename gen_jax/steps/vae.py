@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import losses, optim
+from gen_jax import optim
+from gen_jax.losses import densities
 from gen_jax.models.autoencoders import VAE
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
@@ -38,19 +39,19 @@ def init_state(key: jax.Array, *, model: VAE, tx: optax.GradientTransformation,
   """A fresh state; ``key`` (raw uint32 key) seeds the parameters and every later step."""
   init_key, run_key = jax.random.split(key)
   x = jnp.zeros((1, *image_shape), jnp.float32)
-  variables = model.init(init_key, x, init_key)
-  return TrainState.create(params={NET: variables}, tx={NET: tx}, key=run_key)
+  params = model.init(init_key, x, init_key)["params"]
+  return TrainState.create(params={NET: params}, tx={NET: tx}, key=run_key)
 
 
-def elbo_terms(variables, x: jax.Array, key: jax.Array, *, model: VAE) -> dict[str, jax.Array]:
+def elbo_terms(params, x: jax.Array, key: jax.Array, *, model: VAE) -> dict[str, jax.Array]:
   """One-sample estimates, per example: ``recon`` = -log p(x|z), ``kl`` = KL(q(z|x) || p(z))."""
-  logits, mean, logvar = model.apply(variables, x, key)
-  return {"recon": -losses.bernoulli_log_prob(logits, x), "kl": losses.gaussian_kl(mean, logvar)}
+  logits, mean, logvar = model.apply({"params": params}, x, key)
+  return {"recon": -densities.bernoulli_log_prob(logits, x), "kl": densities.gaussian_kl(mean, logvar)}
 
 
-def loss_fn(variables, x: jax.Array, key: jax.Array, *, model: VAE, beta: float = 1.0):
+def loss_fn(params, x: jax.Array, key: jax.Array, *, model: VAE, beta: float = 1.0):
   """Mean over the batch of recon + beta * KL (beta = 1: the negative ELBO)."""
-  terms = elbo_terms(variables, x, key, model=model)
+  terms = elbo_terms(params, x, key, model=model)
   return jnp.mean(terms["recon"] + beta * terms["kl"]), terms
 
 
@@ -72,25 +73,34 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, model: VAE) -> 
 def sample(state: TrainState, key: jax.Array, num: int, *, model: VAE) -> jax.Array:
   """Bernoulli means of p(x|z) for ``num`` draws z ~ N(0, I)."""
   z = jax.random.normal(key, (num, model.latent_dim))
-  return jax.nn.sigmoid(model.apply(state.params[NET], z, method=VAE.decode))
+  return decode(state, z, model=model)
+
+
+def encode(state: TrainState, images: jax.Array, *, model: VAE) -> jax.Array:
+  """The posterior mean of q(z|x) for images in [0, 1], (batch, latent_dim)."""
+  return model.apply({"params": state.params[NET]}, images, method=VAE.encode)[0]
+
+
+def decode(state: TrainState, z: jax.Array, *, model: VAE) -> jax.Array:
+  """Bernoulli means of p(x|z), images in [0, 1]."""
+  return jax.nn.sigmoid(model.apply({"params": state.params[NET]}, z, method=VAE.decode))
 
 
 def reconstruct(state: TrainState, batch: dict, *, model: VAE) -> jax.Array:
   """Bernoulli means of p(x | z = posterior mean)."""
-  variables = state.params[NET]
-  mean, _ = model.apply(variables, batch["image"], method=VAE.encode)
-  return jax.nn.sigmoid(model.apply(variables, mean, method=VAE.decode))
+  return decode(state, encode(state, batch["image"], model=model), model=model)
 
 
-def log_importance_weights(variables, x: jax.Array, key: jax.Array, *, model: VAE,
+def log_importance_weights(params, x: jax.Array, key: jax.Array, *, model: VAE,
                            k: int) -> jax.Array:
   """(batch, k) log-weights log p(x, z_i) - log q(z_i | x), z_i ~ q(z|x)."""
+  variables = {"params": params}
   mean, logvar = model.apply(variables, x, method=VAE.encode)
   eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
   z = mean + jnp.exp(0.5 * logvar) * eps                                   # (k, B, D)
   logits = model.apply(variables, z, method=VAE.decode)                    # (k, B, H, W, C)
-  log_w = (losses.bernoulli_log_prob(logits, x) + losses.standard_normal_log_prob(z)
-           - losses.gaussian_log_prob(z, mean, logvar))
+  log_w = (densities.bernoulli_log_prob(logits, x) + densities.standard_normal_log_prob(z)
+           - densities.gaussian_log_prob(z, mean, logvar))
   return log_w.T
 
 
@@ -106,13 +116,13 @@ def log_likelihood(state: TrainState, batch: dict, key: jax.Array, *, model: VAE
   log_w = jax.lax.map(lambda kk: log_importance_weights(
       state.params[NET], batch["image"], kk, model=model, k=k_chunk), keys)   # (k/kc, B, kc)
   log_w = jnp.moveaxis(log_w, 0, 1).reshape(log_w.shape[1], k)
-  return losses.importance_weighted_bound(log_w)
+  return densities.importance_weighted_bound(log_w)
 
 
 def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> VAE:
   m = config.model
   return VAE(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
-             image_shape=tuple(image_shape), channels=tuple(m.get("channels", (32, 64))))
+             image_shape=tuple(image_shape), channels=tuple(m.channels))
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
@@ -121,9 +131,10 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   p = functools.partial
   return Family(
       init=p(init_state, model=model, tx=tx, image_shape=tuple(image_shape)),
-      train_step=p(train_step, model=model, beta=config.model.get("beta", 1.0)),
+      train_step=p(train_step, model=model, beta=config.model.beta),
       eval_step=p(eval_step, model=model),
       sample=p(sample, model=model),
       reconstruct=p(reconstruct, model=model),
-      log_likelihood=p(log_likelihood, model=model, k_chunk=config.eval.get("iwae_k_chunk", 10)),
+      encode=p(encode, model=model),
+      log_likelihood=p(log_likelihood, model=model, k_chunk=config.eval.iwae_k_chunk),
   )

@@ -13,7 +13,7 @@ its EMA generator); training uses the current weights.
 
 Enc gives q(z|x) = N(mean, diag(exp(logvar))) (the autoencoders' encoder); Dec maps z to pixel
 means in [0, 1] (the autoencoders' decoder and a sigmoid); Dis
-(:class:`gen_jax.models.hybrid.FeatureDiscriminator`) gives a logit and the activations Dis_l(x) of
+(:class:`gen_jax.models.gan.FeatureDiscriminator`) gives a logit and the activations Dis_l(x) of
 one of its hidden layers (``feature_layer``, the last by default). With x~ = Dec(z), z ~ q(z|x)
 (a reconstruction) and x_p = Dec(z_p), z_p ~ N(0, I) (a sample), per example:
 
@@ -21,9 +21,9 @@ one of its hidden layers (``feature_layer``, the last by default). With x~ = Dec
 * ``feat_recon`` = 1/2 ||Dis_l(x~) - Dis_l(x)||^2, i.e. -log N(Dis_l(x) | Dis_l(x~), I) up to a
   constant: the reconstruction error in Dis's feature space                       (L_llike^Dis_l)
 * ``disc_loss``  = 1/2 [disc_loss(l, Dis(x), Dis(x~)) + disc_loss(l, Dis(x), Dis(x_p))]   (L_GAN)
-  with ``l`` the GAN loss of :mod:`gen_jax.gan_losses`: real images against reconstructions and
+  with ``l`` the GAN loss of :mod:`gen_jax.losses.gan`: real images against reconstructions and
   against samples. (Larsen et al. weight the real term as much as both fake terms together; the
-  mean of two pairs is that balance for every loss of gen_jax.gan_losses, with half their weight
+  mean of two pairs is that balance for every loss of gen_jax.losses.gan, with half their weight
   on each fake term.)
 * ``gan_dec``    = 1/2 [gen_loss(l, Dis(x~)) + gen_loss(l, Dis(x_p))]
 
@@ -56,7 +56,7 @@ Usage in a research script::
     from functools import partial
     import jax, optax
     from gen_jax.models.autoencoders import MLPEncoder, MLPDecoder
-    from gen_jax.models.hybrid import FeatureDiscriminator
+    from gen_jax.models.gan import FeatureDiscriminator
     from gen_jax.steps import vaegan
 
     nets = dict(enc=MLPEncoder(hidden=(400,), out_dim=40),
@@ -73,7 +73,7 @@ Usage in a research script::
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -81,21 +81,19 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import gan_losses, losses, optim
-from gen_jax.models import autoencoders, hybrid
+from gen_jax.losses import gan as gan_losses
+from gen_jax.losses import densities
+from gen_jax.models import autoencoders
+from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
-from gen_jax.steps import Family
-from gen_jax.steps.gan import ema_decay_at, ema_update
+from gen_jax.steps import Family, adversarial
 
-ENC, DEC, DISC = "enc", "dec", "disc"
-LOSSES = ("minimax", "non_saturating", "hinge")
+ENC, DEC, DISC = "enc", "dec", adversarial.DISC
+LOSSES = adversarial.LOGIT_AND_HINGE
 
 
 def check(loss: str) -> None:
-  if loss not in LOSSES:
-    raise ValueError(f"model.loss={loss!r} is not supported by the VAE-GAN family; choose one of "
-                     f"{', '.join(LOSSES)} (the Wasserstein losses need a Lipschitz critic, which "
-                     "this family does not enforce).")
+  adversarial.check_loss(loss, "VAE-GAN", LOSSES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,10 +122,6 @@ def feature_recon(features_recon: jax.Array, features_real: jax.Array) -> jax.Ar
   return 0.5 * jnp.sum(diff * diff, axis=-1)
 
 
-def _outputs(loss: str, raw: jax.Array) -> jax.Array:
-  return raw if loss in gan_losses.CRITIC_LOSSES else jax.nn.sigmoid(raw)
-
-
 def forward(enc_params, dec_params, disc_params, x: jax.Array, key: jax.Array, *, enc: nn.Module,
             dec: nn.Module, disc: nn.Module, loss: str = "non_saturating") -> dict[str, jax.Array]:
   """Every per-example term of the module docstring for images ``x`` and one draw each of
@@ -143,9 +137,9 @@ def forward(enc_params, dec_params, disc_params, x: jax.Array, key: jax.Array, *
   d_real, d_rec, d_fake = jnp.split(raw, 3)
   f_real, f_rec, _ = jnp.split(feats, 3)
   return {
-      "kl": losses.gaussian_kl(mean, logvar),
+      "kl": densities.gaussian_kl(mean, logvar),
       "feat_recon": feature_recon(f_rec, jax.lax.stop_gradient(f_real)),
-      "pixel_nll": -losses.bernoulli_log_prob(logits_rec, x),
+      "pixel_nll": -densities.bernoulli_log_prob(logits_rec, x),
       "disc_loss": 0.5 * (gan_losses.disc_loss(loss, d_real, d_rec)
                           + gan_losses.disc_loss(loss, d_real, d_fake)),
       "gan_dec": 0.5 * (gan_losses.gen_loss(loss, d_rec) + gan_losses.gen_loss(loss, d_fake)),
@@ -177,15 +171,9 @@ def init_state(key: jax.Array, *, enc: nn.Module, dec: nn.Module, disc: nn.Modul
     raise ValueError(f"the decoder makes {tuple(made)} images but the data are "
                      f"{tuple(image_shape)}; change model.channels / the dataset to match.")
   disc_params = disc.init(disc_key, x, train=False)["params"]
-  extra = {"ema": jax.tree.map(jnp.array, {ENC: enc_params, DEC: dec_params})} if ema else {}
-  return TrainState.create(params={ENC: enc_params, DEC: dec_params, DISC: disc_params},
-                           tx={ENC: tx_enc, DEC: tx_dec, DISC: tx_disc}, key=run_key, extra=extra)
-
-
-def inference_params(state: TrainState) -> dict:
-  """The parameters sampling, reconstruction and evaluation use: the EMA of Enc and Dec if the
-  state keeps one, else the current weights; Dis's current weights."""
-  return {**state.params, **state.extra.get("ema", {})}
+  params = {ENC: enc_params, DEC: dec_params, DISC: disc_params}
+  return TrainState.create(params=params, tx={ENC: tx_enc, DEC: tx_dec, DISC: tx_disc},
+                           key=run_key, extra=adversarial.init_ema(params, (ENC, DEC), ema))
 
 
 def disc_loss_fn(disc_params, enc_params, dec_params, x: jax.Array, key: jax.Array, *,
@@ -226,7 +214,7 @@ def train_step(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Module
                kl_weight: float = 1.0, pixel_weight: float = 0.0, ema_decay: float = 0.999
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Dis update, then one update of Enc and Dec against the updated Dis, then the EMA update
-  (decay ``ema_decay`` after a warm-up: :func:`gen_jax.steps.gan.ema_decay_at`)."""
+  (decay ``ema_decay`` after a warm-up: :func:`gen_jax.steps.adversarial.ema_decay_at`)."""
   del latent_dim   # fixed by the parameters; kept so every step function takes the same statics
   check(loss)
   x = batch["image"]
@@ -238,21 +226,18 @@ def train_step(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Module
   (enc_value, dec_value), (e_grads, g_grads), terms = enc_dec_grads(
       state.params[ENC], state.params[DEC], state.params[DISC], x, state.step_key(1), **nets,
       gamma=gamma, kl_weight=kl_weight, pixel_weight=pixel_weight)
-  decay = ema_decay_at(state.step, ema_decay)
+  decay = adversarial.ema_decay_at(state.step, ema_decay)
   state = state.apply_gradients({ENC: e_grads, DEC: g_grads})
-  if "ema" in state.extra:
-    ema = {name: ema_update(state.extra["ema"][name], state.params[name], decay)
-           for name in (ENC, DEC)}
-    state = state.replace(extra={**state.extra, "ema": ema})
+  state = adversarial.update_ema(state, decay)
   metrics = {
       "loss": enc_value, "enc_loss": enc_value, "dec_loss": dec_value, "disc_loss": d_value,
       **{k: terms[k].mean() for k in ("kl", "feat_recon", "pixel_nll", "gan_dec")},
-      "d_real": _outputs(loss, d_terms["d_real_raw"]).mean(),
-      "d_fake": _outputs(loss, d_terms["d_fake_raw"]).mean(),
-      "d_recon": _outputs(loss, d_terms["d_recon_raw"]).mean(),
+      "d_real": adversarial.outputs(loss, d_terms["d_real_raw"]).mean(),
+      "d_fake": adversarial.outputs(loss, d_terms["d_fake_raw"]).mean(),
+      "d_recon": adversarial.outputs(loss, d_terms["d_recon_raw"]).mean(),
       "enc_grad_norm": optax.tree.norm(e_grads), "dec_grad_norm": optax.tree.norm(g_grads),
       "disc_grad_norm": optax.tree.norm(d_grads),
-      "fake_pixel_std": jnp.std(terms["samples"], axis=0).mean(),
+      "fake_pixel_std": adversarial.pixel_std(terms["samples"]),
   }
   return state, metrics
 
@@ -265,34 +250,34 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, enc: nn.Module,
   posterior sample and one prior sample each; Enc and Dec of :func:`inference_params`)."""
   del latent_dim
   x = batch["image"]
-  params = inference_params(state)
+  params = adversarial.inference_params(state)
   terms = forward(params[ENC], params[DEC], params[DISC], x, key, enc=enc, dec=dec, disc=disc,
                   loss=loss)
   recon = reconstruct(state, batch, enc=enc, dec=dec)
   flat = lambda a: a.reshape(a.shape[0], -1)
   return {**{k: terms[k] for k in ("kl", "feat_recon", "pixel_nll", "disc_loss")},
           "pixel_mse": jnp.mean(flat(recon - x) ** 2, axis=-1),
-          "d_real": _outputs(loss, terms["d_real_raw"]),
-          "d_recon": _outputs(loss, terms["d_recon_raw"]),
-          "d_fake": _outputs(loss, terms["d_fake_raw"])}
+          "d_real": adversarial.outputs(loss, terms["d_real_raw"]),
+          "d_recon": adversarial.outputs(loss, terms["d_recon_raw"]),
+          "d_fake": adversarial.outputs(loss, terms["d_fake_raw"])}
 
 
 def sample(state: TrainState, key: jax.Array, num: int, *, dec: nn.Module,
            latent_dim: int) -> jax.Array:
   """``num`` images Dec(z) in [0, 1], z ~ N(0, I) (Dec's EMA weights if kept)."""
   z = jax.random.normal(key, (num, latent_dim))
-  return jax.nn.sigmoid(decode_logits(dec, inference_params(state)[DEC], z))
+  return jax.nn.sigmoid(decode_logits(dec, adversarial.inference_params(state)[DEC], z))
 
 
 def encode(state: TrainState, images: jax.Array, *, enc: nn.Module) -> jax.Array:
   """The posterior mean of q(z|x) for images in [0, 1]: the learnt features (Enc's EMA weights if
   kept)."""
-  return posterior(enc, inference_params(state)[ENC], images)[0]
+  return posterior(enc, adversarial.inference_params(state)[ENC], images)[0]
 
 
 def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Module) -> jax.Array:
   """Dec(posterior mean) in [0, 1] (EMA weights if kept)."""
-  return jax.nn.sigmoid(decode_logits(dec, inference_params(state)[DEC],
+  return jax.nn.sigmoid(decode_logits(dec, adversarial.inference_params(state)[DEC],
                                       encode(state, batch["image"], enc=enc)))
 
 
@@ -302,47 +287,41 @@ def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Modul
 
 def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int]):
   """(Enc, Dec, Dis) of ``config.model``: Enc and Dec are the VAE's encoder and decoder
-  (``arch``, ``hidden``, ``channels``, ``latent_dim``); Dis is a :class:`FeatureDiscriminator`."""
+  (``arch``, ``hidden``, ``channels``, ``latent_dim``); Dis is a
+  :class:`gen_jax.models.gan.FeatureDiscriminator`."""
   m = config.model
-  check(m.loss)
-  channels = tuple(m.get("channels", (32, 64)))
-  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=channels,
+  enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
                                   out_dim=2 * m.latent_dim)
-  dec = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=channels,
+  dec = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
                                   image_shape=image_shape)
-  disc = hybrid.FeatureDiscriminator(arch=m.get("disc_arch", "mlp"),
-                                     hidden=tuple(m.disc_hidden),
-                                     channels=tuple(m.get("disc_channels", (32, 64))),
-                                     feature_layer=m.get("feature_layer", -1))
+  disc = gan_models.FeatureDiscriminator(arch=m.disc_arch, hidden=tuple(m.disc_hidden),
+                                         channels=tuple(m.disc_channels),
+                                         feature_layer=m.feature_layer)
   return enc, dec, disc
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  """A clear error for a choice of ``config.model`` this family cannot train."""
+  check(config.model.loss)
+
+
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
-  """The VAE-GAN of ``config``: ``config.optimizer`` trains Dec (and Enc unless
-  ``config.enc_optimizer`` is set), ``config.disc_optimizer`` trains Dis; each network has its
-  own optimizer state."""
+  """The VAE-GAN of ``config``: ``config.optimizer`` trains Enc and Dec (each its own state),
+  ``config.disc_optimizer`` trains Dis."""
   m = config.model
-  if "disc_optimizer" not in config:
-    raise ValueError("a VAE-GAN config needs config.disc_optimizer (the discriminator's "
-                     "optimizer, same fields as config.optimizer, which trains Enc and Dec).")
+  validate(config)
+  tx = adversarial.optimizers(config, "VAE-GAN", (ENC, DEC), trains="Enc and Dec")
   enc, dec, disc = create_models(config, image_shape)
   nets = dict(enc=enc, dec=dec, disc=disc, latent_dim=m.latent_dim, loss=m.loss)
   p = functools.partial
   return Family(
-      init=p(init_state, enc=enc, dec=dec, disc=disc, latent_dim=m.latent_dim,
-             tx_enc=optim.make(config.get("enc_optimizer") or config.optimizer),
-             tx_dec=optim.make(config.optimizer), tx_disc=optim.make(config.disc_optimizer),
-             image_shape=tuple(image_shape), ema=m.get("ema_decay", 0.999) > 0),
-      train_step=p(train_step, **nets, gamma=m.gamma, kl_weight=m.get("kl_weight", 1.0),
-                   pixel_weight=m.get("pixel_weight", 0.0), ema_decay=m.get("ema_decay", 0.999)),
+      init=p(init_state, enc=enc, dec=dec, disc=disc, latent_dim=m.latent_dim, tx_enc=tx[ENC],
+             tx_dec=tx[DEC], tx_disc=tx[DISC], image_shape=tuple(image_shape),
+             ema=m.ema_decay > 0),
+      train_step=p(train_step, **nets, gamma=m.gamma, kl_weight=m.kl_weight,
+                   pixel_weight=m.pixel_weight, ema_decay=m.ema_decay),
       eval_step=p(eval_step, **nets),
       sample=p(sample, dec=dec, latent_dim=m.latent_dim),
       reconstruct=p(reconstruct, enc=enc, dec=dec),
+      encode=p(encode, enc=enc),
   )
-
-
-def encoder_from_config(config: ml_collections.ConfigDict,
-                        image_shape: Sequence[int]) -> Callable[[TrainState, jax.Array], jax.Array]:
-  """``encode`` with its statics bound: (state, images in [0, 1]) -> posterior means."""
-  enc, _, _ = create_models(config, image_shape)
-  return functools.partial(encode, enc=enc)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.rbm import RBM
+from gen_jax.models.rbm import RBM
 
 SCHEDULES = ("linear", "geometric", "piecewise")
 

@@ -31,7 +31,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from gen_jax.losses import softplus
+from gen_jax.losses.densities import softplus
 
 LOSSES = ("minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge")
 # Losses whose discriminator is a critic (unbounded real output, not a logit).

@@ -1,0 +1,116 @@
+"""Building and restoring a run: the one set-up that training, evaluation and scripts share.
+
+    from gen_jax import run as run_lib
+    run = run_lib.build(config)                    # mesh, data on the devices, the family, keys
+    state = run_lib.init_state(run)                # a fresh state, born replicated on the mesh
+    run, state = run_lib.restore(config, workdir)  # the newest checkpoint of a training run
+
+:func:`restore` reads the checkpoint into :func:`abstract_state` (``jax.eval_shape`` of the
+jitted init, carrying the shardings), so no throw-away state is materialised first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+from typing import Any, Optional
+
+import jax
+import ml_collections
+from jax.sharding import Mesh
+
+from gen_jax import checkpoint, data, sharding, steps
+
+BINARIZE = ("dynamic", "none")
+
+
+@dataclasses.dataclass
+class Run:
+  """What a config builds once: the mesh, both splits on the devices, the family's steps, keys.
+
+  ``keys``: 'init', 'data', 'eval' and 'sample', split from ``PRNGKey(config.seed)``.
+  """
+  config: ml_collections.ConfigDict
+  mesh: Mesh
+  data_axis: str
+  train: data.Split
+  test_images: jax.Array       # float32 in [0, 1], binarized once with a fixed seed if asked
+  num_test: int
+  family: steps.Family
+  keys: dict
+  test_labels: Optional[jax.Array] = None   # int32, sharded like test_images; None if unlabelled
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    return self.train.image_shape
+
+
+def build(config: ml_collections.ConfigDict) -> Run:
+  """Loads ``config``'s dataset onto its mesh and binds its family's steps; checks the batch
+  sizes against the mesh and the data (clear errors, before anything is compiled)."""
+  if config.dataset.binarize not in BINARIZE:
+    raise ValueError(f"dataset.binarize={config.dataset.binarize!r}: choose 'dynamic' (a fresh "
+                     "Bernoulli draw per batch) or 'none'.")
+  mesh = sharding.make_mesh(config.mesh)
+  axis = config.mesh.data_axis
+  sharding.check_batch_size(config.batch_size, mesh, axis)
+  sharding.check_batch_size(config.eval.batch_size, mesh, axis, "eval.batch_size")
+  ds_info = data.info(config.dataset.name)
+  load = functools.partial(data.load_split, config.dataset.name, mesh=mesh, data_axis=axis,
+                           data_dir=config.dataset.data_dir or None, cache=config.dataset.cache)
+  train = load(ds_info.train_split)
+  test = load(ds_info.test_split)
+  if config.batch_size > train.num_examples:
+    raise ValueError(f"batch_size={config.batch_size} exceeds the {train.num_examples} training "
+                     "examples; lower --config.batch_size.")
+  keys = dict(zip(("init", "data", "eval", "sample"),
+                  jax.random.split(jax.random.PRNGKey(config.seed), 4)))
+  eval_binarize_key = jax.random.PRNGKey(config.eval.binarize_seed)
+
+  @functools.partial(jax.jit, out_shardings=sharding.data_sharded(mesh, axis))
+  def prepare_test(images):
+    x = data.to_float(images, test.max_value)
+    return data.binarize(eval_binarize_key, x) if config.dataset.binarize == "dynamic" else x
+
+  family = steps.get(config.model.family).from_config(config, train.image_shape)
+  return Run(config, mesh, axis, train, prepare_test(test.images), test.num_examples, family,
+             keys, test.labels)
+
+
+def _jitted_init(run: Run):
+  return jax.jit(run.family.init, out_shardings=sharding.replicated(run.mesh))
+
+
+def init_state(run: Run) -> Any:
+  """A fresh state of the run's family, replicated over its mesh."""
+  return _jitted_init(run)(run.keys["init"])
+
+
+def abstract_state(run: Run) -> Any:
+  """The shapes, dtypes and shardings of :func:`init_state`, computed without running it."""
+  return jax.eval_shape(_jitted_init(run), run.keys["init"])
+
+
+def checkpointer(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                 async_save: Optional[bool] = None) -> checkpoint.Checkpointer:
+  """The orbax checkpoints of ``<workdir>/checkpoints`` with ``config.checkpoint``'s settings."""
+  return checkpoint.Checkpointer(
+      pathlib.Path(workdir) / "checkpoints", max_to_keep=config.checkpoint.max_to_keep,
+      async_save=config.checkpoint.async_save if async_save is None else async_save)
+
+
+def restore(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+            step: Optional[int] = None) -> tuple[Run, Any]:
+  """(the run of ``config``, the state saved at ``step`` of ``<workdir>/checkpoints``, default the
+  newest). Raises :class:`gen_jax.checkpoint.CheckpointError` if there is none."""
+  run = build(config)
+  ckpt = checkpointer(config, workdir, async_save=False)
+  try:
+    if ckpt.latest_step() is None:
+      raise checkpoint.CheckpointError(
+          f"no checkpoint in {ckpt.directory}: train first (python launch.py --config=... "
+          "--workdir=<the same folder>), or point --workdir at a finished run.")
+    return run, ckpt.restore(abstract_state(run), step)
+  finally:
+    ckpt.close()
