@@ -6,20 +6,15 @@
     python launch.py --config=configs/bigan_mnist.py --config.model.encoder=deterministic \
         --config.model.prior=uniform --config.model.latent_dim=50 --workdir=runs/bigan_paper
 
-Donahue et al. 2017's MNIST set-up made smaller for a CPU: E 784-512-(20 means, 20 log-variances)
-and G 20-512-784 (the autoencoders' MLP encoder and decoder, ReLU, sigmoid output); D with a 512-unit
-x path, a 512-unit z path and a 512-unit joint layer (leaky ReLU, dropout 0.2 as in ALI);
-z ~ N(0, I); the non-saturating loss with E's labels flipped; Adam 5e-4, b1 = 0.5, batch 128,
-13 epochs (~6k steps); E and G are read from their EMA (decay 0.999). The second command reports
-the 1-NN test accuracy on E(x) (and on raw pixels, the baseline).
+Donahue et al. 2017's MNIST set-up made smaller for a CPU: E 784-512-(20 means, 20
+log-variances) and G 20-512-784 (the autoencoders' MLP encoder and decoder, ReLU, sigmoid output);
+D with a 512-unit x path, a 512-unit z path and a 512-unit joint layer (leaky ReLU, dropout 0.2 as
+in ALI); z ~ N(0, I); the non-saturating loss with E's labels flipped; Adam 5e-4, b1 = 0.5, batch
+128, 13 epochs (~6k steps); E and G are read from their EMA (decay 0.999). The second command
+reports the 1-NN test accuracy on E(x) (and on raw pixels, the baseline).
 
-How the defaults were chosen (1-NN test accuracy on E(x), Euclidean, after 3.5k / 6k steps, current
-weights without EMA, one seed, the same code on a GPU): ALI's Gaussian encoder 92.9 / 94.6 %
-against 90.8 / 94.3 % for BiGAN's deterministic one (both with a 50-d code, Adam 5e-4); with a 20-d
-code 94.5 / 95.3 %. With a 50-d Gaussian encoder: Adam 2e-4 94.0 % at 6k, Adam 1e-3 94.2 % at 3.5k
-and then 89.0 % at 6k (D won: D(x, E(x)) -> 1), no dropout 94.2 % at 6k. A uniform prior with the
-deterministic encoder and Adam 2e-4: 90.4 % at 6k against 93.5 % with N(0, I). For reference,
-E at initialization gives ~92 % and raw pixels 96.9 %.
+Measured: 1-NN test accuracy on E(x) 95.19 % on one seed (results/bigan_mnist_knn.jsonl;
+results/NOTES.md#bigan_mnist).
 """
 
 import ml_collections

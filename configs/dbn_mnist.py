@@ -8,14 +8,12 @@
 The first half of the steps trains RBM 1 (784-500) by PCD on the pixels, the second half RBM 2
 (500-784) by PCD on h1 ~ q(h1 | v) of the frozen RBM 1 (each with its own optimizer, momentum,
 weight decay and linear learning-rate decay). RBM 2 starts as RBM 1 upside down (Hinton et al.
-2006), so the DBN starts as exactly RBM 1 and the bound starts at RBM 1's likelihood. At the end: the variational bound on the test NLL,
-E_q[-log p(v | h1) + F_2(h1)] - H(q) + log Z_2 with log Z_2 by AIS on the top RBM
-(eval/nll_bound, with its band), and RBM 1's own AIS test NLL (eval/nll_ais_rbm1) for comparison.
+2006), so the DBN starts as exactly RBM 1 and the bound starts at RBM 1's likelihood. At the end:
+the variational bound on the test NLL, E_q[-log p(v | h1) + F_2(h1)] - H(q) + log Z_2 with log Z_2
+by AIS on the top RBM (eval/nll_bound, with its band), and RBM 1's own AIS test NLL
+(eval/nll_ais_rbm1) for comparison.
 
-Measured (first command, 2-core CPU): 6 min of training, 115 s for both AIS estimates; bound on
-the test NLL 89.62 nats [88.95, 90.02], RBM 1 alone 89.62 [89.21, 89.91]: 50 epochs of PCD on the
-top layer neither helped nor hurt. The third command (S&M's 2000-unit top RBM from small random
-weights, same schedule) gave a bound of 208.5 nats: 50 epochs are far too few for that top layer.
+Measured: bound on the test NLL 89.62 nats [88.95, 90.02] (results/NOTES.md#dbn_mnist).
 """
 
 import ml_collections

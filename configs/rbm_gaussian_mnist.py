@@ -4,9 +4,10 @@
     python launch.py --config=configs/rbm_gaussian_mnist.py:tiny --workdir=/tmp/rbm_gauss_tiny
 
 Visible units are Gaussian with a fixed standard deviation model.sigma (p(v | h) = N(vbias + W h,
-sigma^2)); the W statistics scale as 1/sigma^2, hence the smaller learning rate (0.005 already
-diverges at sigma = 0.5). eval/nll_ais is then a density on R^784 (nats), not comparable with the
-binary models' NLL; the sample grids show the means of p(v | h) clipped to [0, 1].
+sigma^2)); the W statistics scale as 1/sigma^2, hence the smaller learning rate, 0.001
+(results/NOTES.md#rbm_gaussian_mnist). eval/nll_ais is then a density on R^784 (nats), not
+comparable with the binary models' NLL; the sample grids show the means of p(v | h) clipped to
+[0, 1].
 """
 
 from configs import rbm_mnist

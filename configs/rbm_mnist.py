@@ -12,10 +12,7 @@ annealed importance sampling (100 runs, the piecewise-linear schedule of Salakhu
 2008 with 30,000 temperatures) and reported with its log(Z_hat -/+ 3 sigma_hat) band
 (eval/nll_ais, eval/nll_ais_lo/_hi).
 
-Measured (the first command, 2-core AMD EPYC CPU, JAX 0.10.2): 100 epochs in 7.4 min (113 steps/s),
-AIS in 53 s; test NLL 88.31 nats, band [87.80, 88.65] (log Z 495.85 [495.34, 496.18]). Rerun with
---config.ais.num_betas=100000 (190 s; delete final_metrics.json in the workdir first): 88.45
-[88.08, 88.72] with --config.ais.seed=1, 88.87 [87.69, 89.40] with seed 0.
+Measured: test NLL 88.31 nats, band [87.80, 88.65] (results/NOTES.md#rbm_mnist).
 """
 
 import ml_collections
@@ -52,8 +49,7 @@ def get_config(arg=None):
   c.eval.iwae_k = 0          # the RBM's likelihood comes from AIS, not from an IWAE bound
   c.ais = ml_collections.ConfigDict(dict(
       # The paper's piecewise-linear schedule (0-0.5, 0.5-0.9, 0.9-1 with 1:8:20 of the points) at
-      # ~2x its 14,500 temperatures: ~1 min on 2 CPU cores for 784x500. Check convergence by
-      # rerunning with more (--config.ais.num_betas=100000): AIS tends to underestimate log Z.
+      # ~2x its 14,500 temperatures.
       num_runs=100, num_betas=30_000, schedule="piecewise", seed=0))
   c = common.finish(c, arg)
   if arg == "tiny":

@@ -9,21 +9,10 @@ conv_vae_mnist's; Dis is conv 32, 64 (4x4, stride 2, leaky ReLU) and a linear lo
 convolution (7x7x64) is the feature space of the reconstruction term, as in Larsen et al. Enc, Dec
 and Dis each have their own Adam (2e-4, b1 = 0.5); batch 128; 9 epochs (~4.2k steps); Dec weight
 gamma = 0.01 on the feature reconstruction; samples and reconstructions from the EMA of Enc and Dec.
+configs/vaegan_mlp_mnist.py is the fast variant.
 
-Measured on a GPU with the same code (before the EMA was added; gamma 0.1; 4k steps; FID of 10k
-samples against the 10k test images on the 128-d features of a small CNN trained for the check,
-not mnist-cnn-v1): FID 51 against 82 for conv_vae_mnist and 159 for vae_mnist (10 epochs each),
-and 97.2 % of the reconstructed test images classified correctly (conv VAE 97.2 %). An MLP Dis
-with MLP Enc/Dec (configs/vaegan_mlp_mnist.py) gave FID 174 there: worse than the MLP VAE.
-
-On a 2-core CPU (mnist-cnn-v1, 10k samples vs the 10k test images; seeds 0, 1, 2,
-results/seeds_vaegan_mnist.jsonl): FID 113.6 +- 6.7 (117.6, 117.3, 105.8) against 139.4 +- 6.5
-(135.4, 146.9, 135.8) for conv_vae_mnist (results/seeds_conv_vae_mnist.jsonl), 96.7 % of the
-reconstructions classified correctly (conv VAE 97.6 %); precision 0.56 vs 0.78, recall 0.78 vs
-0.67. The 4.2k steps take 13-15 min on an idle machine, 44-59 min with two other jobs. How gamma
-was chosen (seed 0): gamma 1.0 gave FID 169.2 (precision 0.66, recall 0.69), gamma 0.1 152.9
-(precision 0.57, recall 0.76), gamma 0.01 117.6: less content weight costs a little precision
-and buys more recall. configs/vaegan_mlp_mnist.py is the fast variant.
+Measured (mnist-cnn-v1, 10k samples vs the 10k test images): FID 113.6 +- 6.7 over 3 seeds against
+139.4 +- 6.5 for conv_vae_mnist (results/seeds_vaegan_mnist.jsonl; results/NOTES.md#vaegan_mnist).
 """
 
 import ml_collections

@@ -49,7 +49,7 @@ uniform categorical code c (:func:`latent`); the discriminator has a Q head (``q
 ``info_weight`` times Q's cross-entropy on the fakes (Q learns to read the code, G to make it
 readable). No labels are used. A continuous generator must pass through in-between images to get
 from one digit to the next; a discrete code lets it jump, and the digits it draws are sharper
-(configs/dcgan_mnist.py has the measurements).
+(results/NOTES.md#dcgan_mnist has the measurements).
 
 Usage in a research script::
 
