@@ -8,12 +8,19 @@ The config is locked: an override of a field the config does not have is an erro
 the same --workdir resumes from its newest checkpoint.
 """
 
+import functools
 import logging
+import os
 import pathlib
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+if __name__ == "__main__":  # the repository root (`configs`, `tools`, this checkout's gen_jax)
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app, flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tools import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go.")
@@ -25,33 +32,13 @@ _MODE = flags.DEFINE_enum(
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-class _QuietLibraries(logging.Filter):
-  """Keeps INFO lines of orbax/TFDS/JAX internals out of the progress log (warnings still pass)."""
-  _NOISY = ("orbax", "tensorflow_datasets", "jax/_src", "absl/logging")
-
-  def filter(self, record):
-    return record.levelno >= logging.WARNING or not any(n in record.pathname for n in self._NOISY)
-
-
-def _parse_flags(argv):
-  """absl's parser, with a one-line error (no traceback) for a bad flag or config override."""
-  try:
-    return flags.FLAGS(argv)
-  except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
-    # ml_collections reports an unknown field as an AttributeError wrapping a KeyError whose
-    # message already says 'Did you mean ...'.
-    inner = e.__context__ if isinstance(e.__context__, KeyError) else None
-    msg = f"unknown config field {inner.args[0]}" if inner is not None and inner.args else e
-    print(f"error: {msg}\nPass --helpfull to see the flags; an override must name a field that the "
-          "config file defines.", file=sys.stderr)
-    sys.exit(2)
+_FLAG_HINT = ("Pass --helpfull to see the flags; an override must name a field that the config "
+              "file defines.")
 
 
 def main(argv):
   for handler in logging.getLogger().handlers:
-    handler.addFilter(_QuietLibraries())
+    handler.addFilter(cli.QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   import jax  # after flag parsing, so --help is fast
@@ -88,5 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=functools.partial(cli.parse_flags, hint=_FLAG_HINT))

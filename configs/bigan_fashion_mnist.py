@@ -1,7 +1,7 @@
 """BiGAN / ALI on grey-level Fashion-MNIST (same model and training as bigan_mnist).
 
     python launch.py --config=configs/bigan_fashion_mnist.py --workdir=runs/bigan_fashion_mnist
-    python -m gen_jax.evaluate_repr --config=configs/bigan_fashion_mnist.py \
+    python tools/knn.py --config=configs/bigan_fashion_mnist.py \
         --workdir=runs/bigan_fashion_mnist --pixels
 
 Not tuned for Fashion-MNIST: the MNIST choices carried over (see configs/bigan_mnist.py).

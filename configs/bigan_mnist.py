@@ -1,7 +1,7 @@
 """BiGAN / ALI on grey-level MNIST: MLP encoder, generator and (x, z) discriminator, 20-d code.
 
     python launch.py --config=configs/bigan_mnist.py --workdir=runs/bigan_mnist
-    python -m gen_jax.evaluate_repr --config=configs/bigan_mnist.py --workdir=runs/bigan_mnist --pixels
+    python tools/knn.py --config=configs/bigan_mnist.py --workdir=runs/bigan_mnist --pixels
     python launch.py --config=configs/bigan_mnist.py:tiny --workdir=/tmp/bigan_tiny   # 1 epoch
     python launch.py --config=configs/bigan_mnist.py --config.model.encoder=deterministic \
         --config.model.prior=uniform --config.model.latent_dim=50 --workdir=runs/bigan_paper

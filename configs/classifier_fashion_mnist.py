@@ -2,7 +2,7 @@
 
     python launch.py --config=configs/classifier_fashion_mnist.py \\
         --workdir=runs/classifier_fashion_mnist
-    python -m gen_jax.metrics.networks export --config=configs/classifier_fashion_mnist.py \\
+    python tools/export_network.py --config=configs/classifier_fashion_mnist.py \\
         --workdir=runs/classifier_fashion_mnist --name=fashion-mnist-cnn-v1
 
 The second command writes gen_jax/metrics/weights/fashion_mnist_cnn_v1.msgpack and prints its

@@ -1,7 +1,7 @@
 """CNN classifier on MNIST: the domain feature network ``mnist-cnn-v1`` of the metrics.
 
     python launch.py --config=configs/classifier_mnist.py --workdir=runs/classifier_mnist
-    python -m gen_jax.metrics.networks export --config=configs/classifier_mnist.py \\
+    python tools/export_network.py --config=configs/classifier_mnist.py \\
         --workdir=runs/classifier_mnist --name=mnist-cnn-v1
 
 The second command writes gen_jax/metrics/weights/mnist_cnn_v1.msgpack and prints its

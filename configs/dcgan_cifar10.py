@@ -7,7 +7,7 @@ Needs CIFAR-10 prepared by TFDS in $TFDS_DATA_DIR (not shipped here; with intern
 it). G: z (100) -> dense 4x4x256 -> deconv 128 (8x8) -> 64 (16x16) -> 3 (32x32), batch norm +
 ReLU, tanh; D: conv 64 (16x16) -> 128 (8x8) -> 256 (4x4), batch norm after the first, leaky ReLU
 0.2 -> dense 1. Adam 2e-4, beta1 0.5; batch 128, 30 epochs (~11.7k steps). Sample quality is
-for the evaluation suite (Inception FID: python -m gen_jax.evaluate).
+for the evaluation suite (Inception FID: python tools/inception_fid.py).
 """
 
 from configs import gan_common

@@ -254,10 +254,10 @@ def real_floor(config: ml_collections.ConfigDict, *, num: int = 10000,
 
 
 # ---------------------------------------------------------------------------------------------
-# Inception FID (the paper protocol), as a command:
+# Inception FID (the paper protocol); its command, from the repository root:
 #
-#     python -m gen_jax.evaluate inception --real=mnist:test --fake=mnist:train --out=cards.jsonl
-#     python -m gen_jax.evaluate inception --real=mnist:test --fake=runs/x/samples/samples_N.npz
+#     python tools/inception_fid.py --real=mnist:test --fake=mnist:train --out=cards.jsonl
+#     python tools/inception_fid.py --real=mnist:test --fake=runs/x/samples/samples_N.npz
 
 
 def _image_set(spec: str, num: int, seed: int) -> tuple[np.ndarray, str]:
@@ -324,41 +324,3 @@ def inception_fid(real: str, fake: str, *, num_real: int = 0, num_fake: int = 0,
                     feature_network=inception.NETWORK_NAME,
                     feature_network_sha256=inception.PARAMS_SHA256, seeds={"subset": seed},
                     command=command, **cards.environment())
-
-
-def main(argv=None) -> None:
-  import argparse  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.evaluate")
-  sub = parser.add_subparsers(dest="cmd", required=True)
-  p = sub.add_parser("inception", help="Inception-v3 FID between two image sets")
-  p.add_argument("--real", default="mnist:test")
-  p.add_argument("--fake", required=True, help="dataset:split or a samples .npz")
-  p.add_argument("--num_real", type=int, default=0, help="0: all")
-  p.add_argument("--num_fake", type=int, default=0, help="0: all")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--batch_size", type=int, default=200)
-  p.add_argument("--model", default=None, help="the model name for the card")
-  p.add_argument("--out", default=None, help="append the card to this .jsonl")
-  p.add_argument("--no_cache", action="store_true",
-                 help="recompute the features instead of reading <cache>/inception/features")
-  args = parser.parse_args(argv)
-  # absl (imported by jax and orbax) already holds the root logger at WARNING, which would make
-  # basicConfig a no-op and hide the progress of a half-hour Inception run.
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
-  try:
-    card = inception_fid(args.real, args.fake, num_real=args.num_real, num_fake=args.num_fake,
-                         seed=args.seed, batch_size=args.batch_size, model=args.model,
-                         cache=not args.no_cache,
-                         command=" ".join(["python -m gen_jax.evaluate", *sys.argv[1:]]))
-  except (ValueError, OSError, data.DatasetError) as e:
-    sys.exit(f"error: {e}")
-  print(f"FID (Inception, {card['feature_network']}): {card['value']:.4f}  "
-        f"({card['n_gen']} {args.fake} vs {card['n_real']} {args.real})")
-  if args.out:
-    old = cards.read([args.out]) if pathlib.Path(args.out).exists() else []
-    cards.write(args.out, old + [card])
-
-
-if __name__ == "__main__":
-  main()

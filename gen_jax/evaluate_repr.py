@@ -3,8 +3,8 @@
 The BiGAN paper's measure (Donahue et al. 2017, Table 1): encode the labelled train split and the
 test split, label each test image by its k nearest train features, report the test accuracy::
 
-    python -m gen_jax.evaluate_repr --config=configs/bigan_mnist.py --workdir=runs/bigan_mnist
-    python -m gen_jax.evaluate_repr --config=configs/bigan_mnist.py --workdir=runs/bigan_mnist \
+    python tools/knn.py --config=configs/bigan_mnist.py --workdir=runs/bigan_mnist
+    python tools/knn.py --config=configs/bigan_mnist.py --workdir=runs/bigan_mnist \
         --k=1 --k=5 --metric=cosine --pixels
 
 restores the newest checkpoint of ``--workdir``, prints one line per (k, metric) and writes one
@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import logging
 import pathlib
-import sys
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -189,33 +188,3 @@ def knn_from_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
             notes=f"{k}-NN on {name} features ({tr.shape[1]}-d, {metric} distance), "
                   f"{n_train} train vs {n_test} test images", **(common | who)))
   return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Command.
-
-
-def main(argv):
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  config_flag = config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).",
-                                                lock_config=True)
-  workdir = flags.DEFINE_string("workdir", None, "A training run's folder (its checkpoints/).")
-  ks = flags.DEFINE_multi_integer("k", [1], "Neighbours (repeat the flag for several).")
-  metric = flags.DEFINE_multi_enum("metric", ["euclidean"], list(METRICS), "Distance(s).")
-  pixels = flags.DEFINE_bool("pixels", False, "Also k-NN on raw pixels (the baseline).")
-  flags.mark_flags_as_required(["config", "workdir"])
-
-  def run(_):
-    written = knn_from_workdir(config_flag.value, workdir.value, ks=ks.value, metrics=metric.value,
-                               pixels=pixels.value, command=" ".join(["python", *sys.argv]))
-    for c in written:
-      print(f"knn_accuracy: {c['value']:.4f} ({c['notes']}, step {c['step']})")
-    path = cards.write(pathlib.Path(workdir.value) / "knn_cards.jsonl", written)
-    print(f"{len(written)} metric cards in {path}")
-
-  app.run(run, argv)
-
-
-if __name__ == "__main__":
-  main(sys.argv)

