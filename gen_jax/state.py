@@ -49,6 +49,17 @@ class TrainState:
     return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, key=key,
                extra=extra or {}, tx=dict(tx))
 
+  @classmethod
+  def for_module(cls, key: jax.Array, *, name: str, module, tx: optax.GradientTransformation,
+                 image_shape, key_arg: bool = False) -> "TrainState":
+    """A fresh one-network state: ``module.init`` on one zero image (and, with ``key_arg``, the
+    init key as a second argument, for modules that sample); ``key`` (raw uint32 key) seeds the
+    parameters and, split off, every later step."""
+    init_key, run_key = jax.random.split(key)
+    x = jnp.zeros((1, *image_shape), jnp.float32)
+    params = module.init(init_key, *((x, init_key) if key_arg else (x,)))["params"]
+    return cls.create(params={name: params}, tx={name: tx}, key=run_key)
+
   def step_key(self, salt: int = 0) -> jax.Array:
     """The PRNG key of the current step; ``salt`` separates independent streams within a step."""
     return jax.random.fold_in(jax.random.fold_in(self.key, self.step), salt)

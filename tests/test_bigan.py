@@ -49,7 +49,8 @@ def _apply(module, params, *args, **kw):
 def test_shapes_ranges_and_metrics(encoder):
   nets = _nets(encoder, dropout=0.2)
   state = _state(nets, encoder)
-  step = jax.jit(functools.partial(bigan.train_step, **nets, z_dim=Z, encoder=encoder))
+  step = jax.jit(functools.partial(bigan.train_step, **nets, z_dim=Z, encoder=encoder,
+                                   ema_decay=0.999))
   state, metrics = step(state, _batch())
   assert int(state.step) == 1
   assert {"loss", "disc_loss", "gen_loss", "enc_loss", "d_real", "d_fake", "disc_grad_norm",
@@ -104,7 +105,7 @@ def test_each_network_moves_by_its_own_loss_gradient_and_the_others_stay(name):
   nets = _nets()
   state = _state(nets, tx=_only(name), ema=False)
   x = _batch()["image"]
-  new, _ = bigan.train_step(state, {"image": x}, **nets, z_dim=Z)
+  new, _ = bigan.train_step(state, {"image": x}, **nets, z_dim=Z, ema_decay=0.999)
   for other in {"enc", "gen", "disc"} - {name}:
     for a, b in zip(jax.tree.leaves(state.params[other]), jax.tree.leaves(new.params[other])):
       np.testing.assert_array_equal(a, b)
@@ -141,7 +142,7 @@ def test_ema_follows_the_trained_weights_with_the_warm_up_decay():
 def test_bad_choices_are_clear_errors():
   nets = _nets()
   with pytest.raises(ValueError, match="wgan_gp.*not supported by the BiGAN family"):
-    bigan.train_step(_state(nets), _batch(), **nets, z_dim=Z, loss="wgan_gp")
+    bigan.train_step(_state(nets), _batch(), **nets, z_dim=Z, ema_decay=0.999, loss="wgan_gp")
   with pytest.raises(ValueError, match="encoder gives 3 outputs but a gaussian encoder"):
     _state(nets, "gaussian")
   with pytest.raises(ValueError, match="unknown model.prior 'cauchy'"):

@@ -211,7 +211,8 @@ def test_inpaint_keeps_the_top_half_and_fills_the_bottom():
   rbm = RBM(16, 8)
   k1, k2 = jax.random.split(jax.random.PRNGKey(0))
   params = {"W": jax.random.normal(k1, (16, 8)), "vbias": jnp.zeros(16), "hbias": jnp.zeros(8)}
-  state = rbm_steps.init_state(k2, rbm=rbm, tx=rbm_steps.make_optimizer(learning_rate=0.1))
+  state = rbm_steps.init_state(k2, rbm=rbm, tx=rbm_steps.make_optimizer(learning_rate=0.1),
+                               init_scale=0.01)
   state = state.replace(params={"rbm": params})
   x = jax.random.bernoulli(jax.random.PRNGKey(3), 0.5, (5, 4, 4, 1)).astype(jnp.float32)
   masked, filled = rbm_steps.inpaint(state, {"image": x}, jax.random.PRNGKey(4), rbm=rbm, num_steps=5)

@@ -49,7 +49,8 @@ def _apply(module, params, *args, **kw):
 def test_shapes_ranges_and_metrics(disc_arch):
   nets = _nets(disc_arch)
   state = _state(nets)
-  step = jax.jit(functools.partial(vaegan.train_step, **nets, latent_dim=Z, gamma=0.5))
+  step = jax.jit(functools.partial(vaegan.train_step, **nets, latent_dim=Z, gamma=0.5,
+                                   ema_decay=0.999))
   state, metrics = step(state, _batch())
   assert int(state.step) == 1
   assert {"loss", "enc_loss", "dec_loss", "disc_loss", "kl", "feat_recon", "pixel_nll", "gan_dec",
@@ -127,7 +128,7 @@ def test_each_optimizer_moves_only_its_network(name):
   nets = _nets()
   tx = {n: optax.sgd(0.1) if n == name else optax.set_to_zero() for n in ("enc", "dec", "disc")}
   state = _state(nets, tx=tx, ema=False)
-  new, _ = vaegan.train_step(state, _batch(), **nets, latent_dim=Z)
+  new, _ = vaegan.train_step(state, _batch(), **nets, latent_dim=Z, gamma=1.0, ema_decay=0.999)
   for n in ("enc", "dec", "disc"):
     same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.params[n]),
                                                     jax.tree.leaves(new.params[n])))
@@ -137,7 +138,7 @@ def test_each_optimizer_moves_only_its_network(name):
 def test_ema_follows_the_trained_weights_and_sampling_uses_it():
   nets = _nets()
   state = _state(nets)
-  new, _ = vaegan.train_step(state, _batch(), **nets, latent_dim=Z, ema_decay=0.999)
+  new, _ = vaegan.train_step(state, _batch(), **nets, latent_dim=Z, gamma=1.0, ema_decay=0.999)
   for name in ("enc", "dec"):   # decay at step 0 is 1/10: ema = 0.1 * init + 0.9 * new
     want = jax.tree.map(lambda a, b: 0.1 * a + 0.9 * b, state.params[name], new.params[name])
     for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(new.extra["ema"][name])):
@@ -152,7 +153,8 @@ def test_ema_follows_the_trained_weights_and_sampling_uses_it():
 def test_bad_choices_are_clear_errors():
   nets = _nets()
   with pytest.raises(ValueError, match="model.loss='wasserstein' is not supported by the VAE-GAN"):
-    vaegan.train_step(_state(nets), _batch(), **nets, latent_dim=Z, loss="wasserstein")
+    vaegan.train_step(_state(nets), _batch(), **nets, latent_dim=Z, gamma=1.0, ema_decay=0.999,
+                       loss="wasserstein")
   with pytest.raises(ValueError, match="encoder gives 6 outputs; a Gaussian q.z.x. of a 4-d code"):
     vaegan.init_state(jax.random.PRNGKey(0), **nets, latent_dim=4, tx_enc=optax.sgd(1),
                       tx_dec=optax.sgd(1), tx_disc=optax.sgd(1), image_shape=SHAPE)

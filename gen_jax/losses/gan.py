@@ -30,6 +30,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from gen_jax.losses.densities import softplus
 
@@ -137,3 +138,14 @@ def top_k_mean(values: jax.Array, scores: jax.Array, fraction: jax.Array) -> jax
   rank = jnp.argsort(jnp.argsort(-scores))          # 0 = highest score
   mask = (rank < k).astype(values.dtype)
   return jnp.sum(values * jax.lax.stop_gradient(mask)) / k
+
+
+def info_ce(q_logits: jax.Array, codes: jax.Array) -> jax.Array:
+  """Mean cross-entropy of Q's q(c | G(z, c)) against the codes the fakes were drawn with: the
+  InfoGAN term (log cat_dim minus it is a lower bound on the mutual information I(c; G(z, c)))."""
+  return optax.softmax_cross_entropy_with_integer_labels(q_logits, codes).mean()
+
+
+def clip_weights(params, clip: float):
+  """Every weight clipped to [-clip, clip] (WGAN: all of the critic's parameters, norms included)."""
+  return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)

@@ -358,17 +358,15 @@ def _sha256(data: bytes) -> str:
 
 def load_params(path: str | os.PathLike | None = None) -> dict:
   """The converted parameters (nested dict of float32 NumPy arrays), checked against PARAMS_SHA256."""
+  from gen_jax.metrics import networks  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(path) if path is not None else default_params_path()
-  if not path.is_file():
-    raise FileNotFoundError(
-        f"Inception FID weights not found at {path}. Make them once with `{CONVERT_COMMAND}` "
-        "(needs torch: pip install 'gen_jax[inception]').")
-  data = path.read_bytes()
-  digest = _sha256(data)
-  if digest != PARAMS_SHA256:
-    raise ValueError(
-        f"{path} has SHA-256 {digest}, not the pinned {PARAMS_SHA256} of {NETWORK_NAME}: it is "
-        f"not this network's converted weights. Re-create it with `{CONVERT_COMMAND}`.")
+  data = networks.read_pinned(
+      path, PARAMS_SHA256,
+      missing=f"Inception FID weights not found at {path}. Make them once with "
+              f"`{CONVERT_COMMAND}` (needs torch: pip install 'gen_jax[inception]').",
+      mismatch=lambda digest: ValueError(
+          f"{path} has SHA-256 {digest}, not the pinned {PARAMS_SHA256} of {NETWORK_NAME}: it is "
+          f"not this network's converted weights. Re-create it with `{CONVERT_COMMAND}`."))
   return flax.serialization.msgpack_restore(data)
 
 

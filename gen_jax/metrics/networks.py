@@ -141,6 +141,18 @@ def _sha256(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()
 
 
+def read_pinned(path: pathlib.Path, sha256: str, *, missing: str, mismatch) -> bytes:
+  """The bytes of a weights file whose SHA-256 must be ``sha256``: FileNotFoundError(``missing``)
+  if there is none, ``mismatch(digest)`` (an exception) raised if the hash differs."""
+  if not path.is_file():
+    raise FileNotFoundError(missing)
+  data = path.read_bytes()
+  digest = _sha256(data)
+  if digest != sha256:
+    raise mismatch(digest)
+  return data
+
+
 def _model(arch: Mapping[str, Any]) -> CNN:
   return CNN(**{k: tuple(map(tuple, v)) if k == "stages" else v for k, v in arch.items()},
              precision="highest")
@@ -159,17 +171,15 @@ def load(name: str, *, registry: Optional[Mapping[str, NetworkSpec]] = None) -> 
     raise ValueError(f"unknown feature network {name!r}; known: {', '.join(sorted(registry)) or 'none'}.")
   spec = registry[name]
   path = spec.path
-  if not path.is_file():
-    raise FileNotFoundError(
-        f"weights of feature network {name!r} not found at {path}. They ship inside the package "
-        "(gen_jax/metrics/weights/): reinstall gen_jax, or restore the file from the repository.")
-  data = path.read_bytes()
-  digest = _sha256(data)
-  if digest != spec.sha256:
-    raise WeightsHashError(
-        f"feature network {name!r}: file {path} has sha256 {digest}, expected {spec.sha256}; a "
-        "changed network must get a new version name (a new NETWORKS entry), never replace the "
-        "file of a registered one.")
+  data = read_pinned(
+      path, spec.sha256,
+      missing=f"weights of feature network {name!r} not found at {path}. They ship inside the "
+              "package (gen_jax/metrics/weights/): reinstall gen_jax, or restore the file from "
+              "the repository.",
+      mismatch=lambda digest: WeightsHashError(
+          f"feature network {name!r}: file {path} has sha256 {digest}, expected {spec.sha256}; a "
+          "changed network must get a new version name (a new NETWORKS entry), never replace the "
+          "file of a registered one."))
   model = _model(spec.arch)
   target = _abstract_variables(model, spec.image_shape)
   try:
@@ -183,7 +193,7 @@ def load(name: str, *, registry: Optional[Mapping[str, NetworkSpec]] = None) -> 
       raise ValueError(f"feature network {name!r}: parameter {jax.tree_util.keystr(where)} has "
                        f"shape {np.shape(got)} in {path}, the architecture wants {want.shape}.")
   variables = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), variables)
-  return FeatureNetwork(name=name, sha256=digest, spec=spec, model=model, variables=variables)
+  return FeatureNetwork(name=name, sha256=spec.sha256, spec=spec, model=model, variables=variables)
 
 
 def outputs(net: FeatureNetwork, images, *, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:

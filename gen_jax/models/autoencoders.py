@@ -104,19 +104,25 @@ def make_decoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int],
   raise ValueError(f"unknown model.arch {arch!r}: choose 'mlp' or 'conv'.")
 
 
-class VAE(nn.Module):
-  """Gaussian encoder q(z|x) = N(mean, diag(exp(logvar))), prior N(0, I), Bernoulli decoder."""
+class _EncoderDecoder(nn.Module):
+  """An encoder of ``outputs_per_code`` * latent_dim outputs and its mirror decoder."""
   arch: str
   hidden: Sequence[int]
   latent_dim: int
   image_shape: Sequence[int]
   channels: Sequence[int] = (32, 64)
+  outputs_per_code = 1   # a class constant, not a field
 
   def setup(self):
     self.encoder = make_encoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                out_dim=2 * self.latent_dim)
+                                out_dim=self.outputs_per_code * self.latent_dim)
     self.decoder = make_decoder(self.arch, hidden=self.hidden, channels=self.channels,
                                 image_shape=self.image_shape)
+
+
+class VAE(_EncoderDecoder):
+  """Gaussian encoder q(z|x) = N(mean, diag(exp(logvar))), prior N(0, I), Bernoulli decoder."""
+  outputs_per_code = 2   # mean and log-variance
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns (mean, logvar) of q(z|x), each (batch, latent_dim)."""
@@ -133,19 +139,8 @@ class VAE(nn.Module):
     return self.decode(z), mean, logvar
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(_EncoderDecoder):
   """Deterministic autoencoder: x -> code -> Bernoulli logits of x."""
-  arch: str
-  hidden: Sequence[int]
-  latent_dim: int
-  image_shape: Sequence[int]
-  channels: Sequence[int] = (32, 64)
-
-  def setup(self):
-    self.encoder = make_encoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                out_dim=self.latent_dim)
-    self.decoder = make_decoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                image_shape=self.image_shape)
 
   def encode(self, x: jax.Array) -> jax.Array:
     return self.encoder(x)

@@ -140,6 +140,37 @@ def pixel_std(images: jax.Array) -> jax.Array:
 
 
 # ---------------------------------------------------------------------------------------------
+# Data for the discriminator.
+
+
+def to_model_range(x: jax.Array, output: str) -> jax.Array:
+  """Images in [0, 1] -> the generator's output range."""
+  return 2.0 * x - 1.0 if output == "tanh" else x
+
+
+def to_unit_range(x: jax.Array, output: str) -> jax.Array:
+  """The generator's output range -> images in [0, 1]."""
+  return jnp.clip((x + 1.0) / 2.0 if output == "tanh" else x, 0.0, 1.0)
+
+
+def critic_minibatches(x: jax.Array, n_critic: int) -> jax.Array:
+  """(B, ...) -> (B / n_critic, n_critic, ...): minibatch i is ``out[:, i]``, examples i, i + n,
+  i + 2n, ... A device holding a contiguous block of rows keeps its share of every minibatch."""
+  if x.shape[0] % n_critic:
+    raise ValueError(f"batch_size={x.shape[0]} is not a multiple of model.n_critic={n_critic}: "
+                     f"each of the n_critic discriminator steps takes batch_size / n_critic real "
+                     f"images; set --config.batch_size={x.shape[0] // n_critic * n_critic or n_critic}.")
+  return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:])
+
+
+def check_per_example(disc: nn.Module, what: str) -> None:
+  """A clear error for a penalty on a critic whose outputs mix examples (batch norm)."""
+  if getattr(disc, "norm", "none") == "batch":
+    raise ValueError(f"{what} needs a critic that treats examples independently; "
+                     "set model.disc_norm='layer', 'spectral' or 'none' (not 'batch').")
+
+
+# ---------------------------------------------------------------------------------------------
 # From a config.
 
 
@@ -177,7 +208,7 @@ def sample_scores(sample: Callable, state: TrainState, *, classifier, num_sample
   whether an unsupervised categorical code has learnt the classes."""
   from gen_jax.metrics import classifier as cls_metrics  # pylint: disable=g-import-not-at-top
   # p(y|x) of batch_size samples; codes None: random codes (if any).
-  fn = jax.jit(lambda st, k, codes: classifier.apply(sample(st, k, batch_size, codes))[1])
+  fn = jax.jit(lambda st, k, codes: classifier.apply(sample(st, k, batch_size, codes=codes))[1])
   key = jax.random.PRNGKey(seed)
   probs = np.concatenate([np.asarray(jax.device_get(fn(state, jax.random.fold_in(key, i), None)))
                           for i in range(-(-num_samples // batch_size))])[:num_samples]
@@ -201,6 +232,15 @@ def sample_scores(sample: Callable, state: TrainState, *, classifier, num_sample
   return out
 
 
+def final_sample_scores(state: TrainState, eval_metrics: dict[str, float], *, sample: Callable,
+                        classifier, num_samples: int, seed: int, cat_dim: int = 0,
+                        batch_size: int = 1000, num_splits: int = 10) -> dict[str, float]:
+  """:func:`sample_scores` as a ``Family.final_metrics`` (the last test metrics are not used)."""
+  del eval_metrics
+  return sample_scores(sample, state, classifier=classifier, num_samples=num_samples,
+                       batch_size=batch_size, num_splits=num_splits, seed=seed, cat_dim=cat_dim)
+
+
 def classifier_scores(probs: jax.Array) -> dict[str, jax.Array]:
   """Per-example scores of a batch of generated images from a classifier's p(y|x), (N, C).
 
@@ -216,6 +256,14 @@ def classifier_scores(probs: jax.Array) -> dict[str, jax.Array]:
   modes = jnp.sum(counts > 0).astype(jnp.float32)
   return {"cls_log_is": log_is, "cls_modes": jnp.full(probs.shape[:1], modes),
           "cls_max_prob": probs.max(axis=-1)}
+
+
+def needed(value, name: str, when: str):
+  """``value``, or a clear error when an option's companion (a weight, a decay) was not given:
+  the step functions take no tuned number by default; the configs hold them."""
+  if value is None:
+    raise ValueError(f"{name} is needed {when}; pass it (the config files hold its value).")
+  return value
 
 
 def optional(value, enabled: bool) -> Optional[object]:

@@ -6,7 +6,6 @@ import functools
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -21,9 +20,8 @@ NET = "ae"
 
 def init_state(key: jax.Array, *, model: Autoencoder, tx: optax.GradientTransformation,
                image_shape: Sequence[int]) -> TrainState:
-  init_key, run_key = jax.random.split(key)
-  params = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32))["params"]
-  return TrainState.create(params={NET: params}, tx={NET: tx}, key=run_key)
+  """A fresh state; ``key`` (raw uint32 key) seeds the parameters and every later step."""
+  return TrainState.for_module(key, name=NET, module=model, tx=tx, image_shape=image_shape)
 
 
 def recon_nll(params, x: jax.Array, *, model: Autoencoder) -> jax.Array:
@@ -54,10 +52,12 @@ def reconstruct(state: TrainState, batch: dict, *, model: Autoencoder) -> jax.Ar
   return jax.nn.sigmoid(model.apply({"params": state.params[NET]}, batch["image"]))
 
 
-def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Autoencoder:
+def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int], *,
+                 module: type = Autoencoder):
+  """``module`` (:class:`Autoencoder`, or the VAE) of ``config.model``'s arch and sizes."""
   m = config.model
-  return Autoencoder(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
-                     image_shape=tuple(image_shape), channels=tuple(m.channels))
+  return module(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
+                image_shape=tuple(image_shape), channels=tuple(m.channels))
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:

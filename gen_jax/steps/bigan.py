@@ -75,6 +75,7 @@ from gen_jax.models import autoencoders
 from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
 from gen_jax.steps import Family, adversarial
+from gen_jax.steps.adversarial import inference_params, outputs
 
 ENC, GEN, DISC = "enc", "gen", adversarial.DISC
 LOSSES = adversarial.LOGIT_AND_HINGE
@@ -186,8 +187,8 @@ def enc_gen_loss_fn(enc_params, gen_params, disc_params, x: jax.Array, z: jax.Ar
 
 
 def train_step(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Module, disc: nn.Module,
-               z_dim: int, loss: str = "non_saturating", encoder: str = "deterministic",
-               prior: str = "normal", ema_decay: float = 0.999
+               z_dim: int, ema_decay: float, loss: str = "non_saturating",
+               encoder: str = "deterministic", prior: str = "normal"
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One discriminator update, one joint update of E and G against the updated D, then the EMA
   update (decay ``ema_decay`` after a warm-up: :func:`gen_jax.steps.adversarial.ema_decay_at`)."""
@@ -215,7 +216,7 @@ def train_step(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Module
   state = adversarial.update_ema(state, decay)
   metrics = {
       "loss": d_value, "disc_loss": d_value, "gen_loss": gen_value, "enc_loss": enc_value,
-      "d_real": adversarial.outputs(loss, d_real).mean(), "d_fake": adversarial.outputs(loss, d_fake).mean(),
+      "d_real": outputs(loss, d_real).mean(), "d_fake": outputs(loss, d_fake).mean(),
       "disc_grad_norm": optax.tree.norm(d_grads), "gen_grad_norm": optax.tree.norm(g_grads),
       "enc_grad_norm": optax.tree.norm(e_grads),
       "fake_pixel_std": adversarial.pixel_std(images), "code_std": jnp.std(codes, axis=0).mean(),
@@ -236,14 +237,14 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, enc: nn.Module,
   """
   x = batch["image"]
   z = sample_prior(key, (x.shape[0], z_dim), prior)
-  params = adversarial.inference_params(state)
+  params = inference_params(state)
   real, fake = pairs(params[ENC], params[GEN], x, z, enc=enc, gen=gen, encoder=encoder)
   d_real = discriminate(disc, params[DISC], *real)
   d_fake = discriminate(disc, params[DISC], *fake)
   recon = generate_images(gen, params[GEN], real[1])
   z_back = encode_codes(enc, params[ENC], fake[0], encoder=encoder)
   flat = lambda a: a.reshape(a.shape[0], -1)
-  return {"d_real": adversarial.outputs(loss, d_real), "d_fake": adversarial.outputs(loss, d_fake),
+  return {"d_real": outputs(loss, d_real), "d_fake": outputs(loss, d_fake),
           "disc_loss": gan_losses.disc_loss(loss, d_real, d_fake),
           "recon_mse": jnp.mean(flat(recon - x) ** 2, axis=-1),
           "latent_mse": jnp.mean((z_back - z) ** 2, axis=-1)}
@@ -252,20 +253,20 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, enc: nn.Module,
 def sample(state: TrainState, key: jax.Array, num: int, *, gen: nn.Module, z_dim: int,
            prior: str = "normal") -> jax.Array:
   """``num`` images G(z) in [0, 1], z ~ p(z) (G's EMA weights if kept)."""
-  return generate_images(gen, adversarial.inference_params(state)[GEN], sample_prior(key, (num, z_dim), prior))
+  return generate_images(gen, inference_params(state)[GEN], sample_prior(key, (num, z_dim), prior))
 
 
 def encode(state: TrainState, images: jax.Array, *, enc: nn.Module,
            encoder: str = "deterministic") -> jax.Array:
   """E(x) (the mean code for a 'gaussian' encoder) of images in [0, 1]: the learnt features (E's
   EMA weights if kept)."""
-  return encode_codes(enc, adversarial.inference_params(state)[ENC], images, encoder=encoder)
+  return encode_codes(enc, inference_params(state)[ENC], images, encoder=encoder)
 
 
 def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Module,
                 encoder: str = "deterministic") -> jax.Array:
   """G(E(x)) in [0, 1] (EMA weights if kept)."""
-  return generate_images(gen, adversarial.inference_params(state)[GEN],
+  return generate_images(gen, inference_params(state)[GEN],
                          encode(state, batch["image"], enc=enc, encoder=encoder))
 
 

@@ -41,9 +41,7 @@ NET = "classifier"
 def init_state(key: jax.Array, *, model: CNN, tx: optax.GradientTransformation,
                image_shape: Sequence[int]) -> TrainState:
   """A fresh state; ``key`` (raw uint32 key) seeds the parameters and every later step."""
-  init_key, run_key = jax.random.split(key)
-  params = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32))["params"]
-  return TrainState.create(params={NET: params}, tx={NET: tx}, key=run_key)
+  return TrainState.for_module(key, name=NET, module=model, tx=tx, image_shape=image_shape)
 
 
 def augment(key: jax.Array, x: jax.Array, *, max_shift: int = 0, flip: bool = False) -> jax.Array:

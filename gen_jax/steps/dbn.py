@@ -42,7 +42,7 @@ NETS = ("rbm1", "rbm2")
 
 
 def init_state(key: jax.Array, *, rbm1: RBM, rbm2: RBM, tx: optax.GradientTransformation,
-               num_chains: int = 0, init_scale: float = 0.01) -> TrainState:
+               init_scale: float, num_chains: int = 0) -> TrainState:
   """Both RBMs, each with its own optimizer state and (``num_chains`` > 0) persistent chains."""
   if rbm1.gaussian or rbm2.gaussian or rbm1.num_hidden != rbm2.num_visible:
     raise ValueError("a DBN stacks Bernoulli RBMs whose sizes match: RBM 1's hidden layer is RBM 2's "
@@ -116,7 +116,7 @@ def _bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def eval_step(state: TrainState, batch: dict, key: jax.Array, *, rbm1: RBM, rbm2: RBM,
-              num_samples: int = 10) -> dict[str, jax.Array]:
+              num_samples: int) -> dict[str, jax.Array]:
   """Per example: ``neg_bound_unnorm`` = -(E_q[log p(v | h1) - F_2(h1)] + H(q)) (``num_samples``
   draws of h1; add log Z_2 for the bound on -log p(v)), and RBM 1's ``free_energy`` and ``recon``."""
   p1, p2 = state.params["rbm1"], state.params["rbm2"]
@@ -134,13 +134,18 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, rbm1: RBM, rbm2
 
 
 def sample(state: TrainState, key: jax.Array, num: int, *, rbm1: RBM, rbm2: RBM,
-           image_shape: Sequence[int], num_steps: int = 1000) -> jax.Array:
+           image_shape: Sequence[int], num_steps: int) -> jax.Array:
   """Gibbs in the top RBM (from h1 drawn from its base rate) for ``num_steps`` sweeps, then the
   down-pass: the means of p(v | h1)."""
   init_key, chain_key = jax.random.split(key)
   h1 = jax.random.bernoulli(init_key, state.extra["h1_mean"], (num, rbm2.num_visible)).astype(jnp.float32)
   h1 = rbm2.gibbs(chain_key, state.params["rbm2"], h1, num_steps)
   return rbm1.visible_mean(state.params["rbm1"], h1).reshape(num, *image_shape)
+
+
+def encode(state: TrainState, images: jax.Array, *, rbm1: RBM) -> jax.Array:
+  """q(h1 | v): RBM 1's hidden probabilities, the DBN's recognition layer, (batch, num_hidden)."""
+  return rbm_steps.encode(state.replace(params={"rbm": state.params["rbm1"]}), images, rbm=rbm1)
 
 
 def reconstruct(state: TrainState, batch: dict, *, rbm1: RBM) -> jax.Array:
@@ -154,8 +159,8 @@ def _ais(params, mean, rbm, key, num_runs, num_betas, schedule):
 
 
 def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, rbm1: RBM, rbm2: RBM,
-                  num_runs: int, num_betas: int, schedule: str, seed: int = 0,
-                  first_layer: bool = True) -> dict[str, float]:
+                  num_runs: int, num_betas: int, schedule: str, seed: int,
+                  first_layer: bool) -> dict[str, float]:
   """``eval/nll_bound`` = mean ``neg_bound_unnorm`` + AIS log Z_2 (with its 3-sigma band) and,
   if ``first_layer``, RBM 1's own AIS test NLL ``eval/nll_ais_rbm1``."""
   t0 = time.time()
@@ -180,16 +185,20 @@ def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, rbm1: RB
   return out
 
 
+def validate(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> None:
+  """A clear error for layer sizes or a training method this family cannot train."""
+  m, num_pixels = config.model, math.prod(image_shape)
+  if m.init_top_from_bottom and m.num_hidden2 != num_pixels:
+    raise ValueError(f"model.init_top_from_bottom needs model.num_hidden2 = {num_pixels} (the "
+                     f"number of pixels), not {m.num_hidden2}.")
+  rbm_steps.validate(config)
+
+
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
+  validate(config, image_shape)
   m, a = config.model, config.ais
   rbm1 = RBM(math.prod(image_shape), m.num_hidden)
   rbm2 = RBM(m.num_hidden, m.num_hidden2)
-  if m.init_top_from_bottom and m.num_hidden2 != rbm1.num_visible:
-    raise ValueError(f"model.init_top_from_bottom needs model.num_hidden2 = {rbm1.num_visible} (the "
-                     f"number of pixels), not {m.num_hidden2}.")
-  if m.method not in rbm_steps.METHODS:
-    raise ValueError(f"unknown RBM training method {m.method!r} (config.model.method); "
-                     f"choose one of {', '.join(rbm_steps.METHODS)}.")
   p = functools.partial
   return Family(
       init=p(init_state, rbm1=rbm1, rbm2=rbm2, tx=rbm_steps.optimizer_from_config(config.optimizer),
@@ -200,6 +209,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       sample=p(sample, rbm1=rbm1, rbm2=rbm2, image_shape=tuple(image_shape),
                num_steps=m.sample_steps),
       reconstruct=p(reconstruct, rbm1=rbm1),
+      encode=p(encode, rbm1=rbm1),
       final_metrics=(p(final_metrics, rbm1=rbm1, rbm2=rbm2, num_runs=a.num_runs,
                        num_betas=a.num_betas, schedule=a.schedule, seed=a.seed,
                        first_layer=a.first_layer) if a.num_runs else None),

@@ -12,21 +12,18 @@ One call of :func:`train_step` is one generator step: ``n_critic`` discriminator
 ``lax.fori_loop``), then one generator update against the updated discriminator, then the EMA
 update; ``state.step`` counts generator steps.
 
-Real data for the critic steps: the loop's batch of ``batch_size`` images is split into ``n_critic``
-disjoint minibatches of ``batch_size / n_critic`` (example j goes to critic step j mod n_critic, so
-the split needs no communication between devices), so every critic update sees fresh real images
-and an epoch still visits each training image once. This is Arjovsky et al.'s and Gulrajani et
-al.'s algorithm (a fresh real minibatch per critic iteration); reusing one minibatch n_critic times
-would let the critic fit that minibatch. The generator step and each critic step draw
-``batch_size / n_critic`` fresh noise vectors.
+Real data for the critic steps: the loop's batch is split into ``n_critic`` disjoint minibatches
+of ``batch_size / n_critic`` (example j to critic step j mod n_critic: no communication between
+devices), so every critic update sees fresh real images (Arjovsky et al.'s and Gulrajani et al.'s
+algorithm) and an epoch visits each training image once. The generator step and each critic step
+draw ``batch_size / n_critic`` fresh noise vectors.
 
 Batch norm: both networks normalize with the statistics of the batch they are given, in training
-and in :func:`eval_step` (real and generated images are separate batches, as in Radford et al.'s
-DCGAN; under ``jit`` the statistics are global over a sharded batch, so 1 and 8 devices agree).
-Running averages are kept in ``extra['batch_stats']`` (flax's convention) but not used: samples
-come from the EMA generator with *standing statistics* (Brock et al. 2019): the batch statistics
-of ``standing_num`` fixed noise vectors passed through the EMA weights, so that the normalization
-matches the averaged weights and a sample does not depend on the other samples drawn with it.
+and in :func:`eval_step` (real and generated images are separate batches, as in Radford et al.;
+under ``jit`` the statistics are global over a sharded batch, so 1 and 8 devices agree). Samples
+come from the EMA generator with *standing statistics* (Brock et al. 2019): those of
+``standing_num`` fixed noise vectors through the EMA weights, so a sample does not depend on the
+others drawn with it. Running averages are kept in ``extra['batch_stats']`` but not used.
 
 Data range: a 'tanh' generator works in [-1, 1] and real images are mapped there (2x - 1); a
 'sigmoid' generator works in [0, 1], and its discriminator maps its inputs to [-1, 1] as its first
@@ -51,7 +48,7 @@ readable). No labels are used. A continuous generator must pass through in-betwe
 from one digit to the next; a discrete code lets it jump, and the digits it draws are sharper
 (results/NOTES.md#dcgan_mnist has the measurements).
 
-Usage in a research script::
+Usage in a research script (``configs/gan_common.py`` holds the values a run uses)::
 
     from functools import partial
     import jax, optax
@@ -60,12 +57,14 @@ Usage in a research script::
 
     gen = gan_models.DCGANGenerator(channels=(128, 64), image_shape=(28, 28, 1))
     disc = gan_models.DCGANDiscriminator(channels=(64, 128))
-    state = gan.init_state(jax.random.PRNGKey(0), gen=gen, disc=disc, z_dim=100,
-                           tx_gen=optax.adam(2e-4, b1=0.5), tx_disc=optax.adam(2e-4, b1=0.5))
-    step = jax.jit(partial(gan.train_step, gen=gen, disc=disc, z_dim=100,
-                           loss="non_saturating"), donate_argnums=0)
+    adam = optax.adam(2e-4, b1=0.5)
+    state = gan.init_state(jax.random.PRNGKey(0), gen=gen, disc=disc, z_dim=100, tx_gen=adam,
+                           tx_disc=adam)
+    step = jax.jit(partial(gan.train_step, gen=gen, disc=disc, z_dim=100, loss="non_saturating",
+                           output="tanh", ema_decay=0.999), donate_argnums=0)
     state, metrics = step(state, {"image": x})        # x: (B, 28, 28, 1) in [0, 1]
-    images = gan.sample(state, jax.random.PRNGKey(1), 64, gen=gen, z_dim=100)
+    images = gan.sample(state, jax.random.PRNGKey(1), 64, gen=gen, z_dim=100, output="tanh",
+                        standing_num=512)
 """
 
 from __future__ import annotations
@@ -83,7 +82,8 @@ from gen_jax.losses import gan as gan_losses
 from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
 from gen_jax.steps import Family, adversarial
-from gen_jax.steps.adversarial import apply, apply_q, batch_stats, with_batch_stats
+from gen_jax.steps.adversarial import (apply, apply_q, batch_stats, critic_minibatches, outputs,
+                                       to_model_range, to_unit_range, with_batch_stats)
 
 GEN, DISC = "gen", adversarial.DISC
 _STANDING_SALT = 0xFFFFFFFF   # fold_in data of the standing-statistics noise; no step reaches it
@@ -133,54 +133,18 @@ def init_state(key: jax.Array, *, gen: nn.Module, disc: nn.Module, z_dim: int,
   return TrainState.create(params=params, tx={GEN: tx_gen, DISC: tx_disc}, key=run_key, extra=extra)
 
 
-def info_ce(q_logits: jax.Array, codes: jax.Array) -> jax.Array:
-  """Mean cross-entropy of Q's q(c | G(z, c)) against the codes the fakes were drawn with: the
-  InfoGAN term (log cat_dim minus it is a lower bound on the mutual information I(c; G(z, c)))."""
-  return optax.softmax_cross_entropy_with_integer_labels(q_logits, codes).mean()
-
-
-def to_model_range(x: jax.Array, output: str) -> jax.Array:
-  """Images in [0, 1] -> the generator's output range."""
-  return 2.0 * x - 1.0 if output == "tanh" else x
-
-
-def to_unit_range(x: jax.Array, output: str) -> jax.Array:
-  return jnp.clip((x + 1.0) / 2.0 if output == "tanh" else x, 0.0, 1.0)
-
-
-def clip_weights(params, clip: float):
-  """Every weight clipped to [-clip, clip] (WGAN: all of the critic's parameters, norms included)."""
-  return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)
-
-
 # ---------------------------------------------------------------------------------------------
 # Steps.
 
 
-def critic_minibatches(x: jax.Array, n_critic: int) -> jax.Array:
-  """(B, ...) -> (B / n_critic, n_critic, ...): minibatch i is ``out[:, i]``, examples i, i + n,
-  i + 2n, ... A device holding a contiguous block of rows keeps its share of every minibatch."""
-  if x.shape[0] % n_critic:
-    raise ValueError(f"batch_size={x.shape[0]} is not a multiple of model.n_critic={n_critic}: "
-                     f"each of the n_critic discriminator steps takes batch_size / n_critic real "
-                     f"images; set --config.batch_size={x.shape[0] // n_critic * n_critic or n_critic}.")
-  return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:])
-
-
-def _check_per_example(disc: nn.Module, what: str) -> None:
-  if getattr(disc, "norm", "none") == "batch":
-    raise ValueError(f"{what} needs a critic that treats examples independently; "
-                     "set model.disc_norm='layer', 'spectral' or 'none' (not 'batch').")
-
-
 def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps: jax.Array, *,
-                 disc: nn.Module, loss: str, gp_weight: float = 10.0, label_smoothing: float = 0.0,
-                 r1_weight: float = 0.0, r1_every: int = 1, codes: Optional[jax.Array] = None,
-                 info_weight: float = 1.0):
+                 disc: nn.Module, loss: str, gp_weight: Optional[float] = None,
+                 label_smoothing: float = 0.0, r1_weight: float = 0.0, r1_every: int = 1,
+                 codes: Optional[jax.Array] = None, info_weight: Optional[float] = None):
   """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts.
 
   ``codes``: the categorical codes the fakes were drawn with (InfoGAN); D's Q head learns them,
-  ``info_weight`` times :func:`info_ce` is added to the loss.
+  ``info_weight`` times :func:`gen_jax.losses.gan.info_ce` is added to the loss.
 
   ``r1_weight`` = gamma > 0 adds R1, gamma / 2 * r1_every * mean ||grad_x D(x)||^2 over the real
   images; a lazy caller that adds it on one step in ``r1_every`` passes that interval, so that the
@@ -190,18 +154,20 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
   stats_in = disc_stats
   d_real, disc_stats = apply(disc, disc_params, disc_stats, real)
   d_fake, q_logits, disc_stats = apply_q(disc, disc_params, disc_stats, fake, codes is not None)
-  info = 0.0 if codes is None else info_weight * info_ce(q_logits, codes)
+  info = 0.0 if codes is None else (adversarial.needed(info_weight, "info_weight", "with codes")
+                                    * gan_losses.info_ce(q_logits, codes))
   value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean() + info
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
-         "d_real": adversarial.outputs(loss, d_real).mean(), "d_fake": adversarial.outputs(loss, d_fake).mean()}
+         "d_real": outputs(loss, d_real).mean(), "d_fake": outputs(loss, d_fake).mean()}
   critic = lambda v: apply(disc, disc_params, stats_in, v)[0]
   if loss == "wgan_gp":
-    _check_per_example(disc, "the gradient penalty")
+    adversarial.check_per_example(disc, "the gradient penalty")
     penalty, norms = gan_losses.gradient_penalty(critic, real, fake, eps)
-    value = value + gp_weight * penalty.mean()
+    weight = adversarial.needed(gp_weight, "gp_weight", "for loss 'wgan_gp'")
+    value = value + weight * penalty.mean()
     aux |= {"gp": penalty.mean(), "gp_grad_norm": norms.mean()}
   if r1_weight:
-    _check_per_example(disc, "the R1 penalty (model.r1_weight)")
+    adversarial.check_per_example(disc, "the R1 penalty (model.r1_weight)")
     sq = r1_every * gan_losses.r1_penalty(critic, real).mean()
     value = value + 0.5 * r1_weight * sq
     aux["r1_grad_sq"] = sq
@@ -210,26 +176,28 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
 
 def gen_loss_fn(gen_params, gen_stats, disc_params, disc_stats, z: jax.Array, *, gen: nn.Module,
                 disc: nn.Module, loss: str, top_k: Optional[jax.Array] = None,
-                codes: Optional[jax.Array] = None, info_weight: float = 1.0):
+                codes: Optional[jax.Array] = None, info_weight: Optional[float] = None):
   """Mean generator loss; with ``top_k`` (a fraction), over the fakes D scores highest only; with
-  ``codes`` (InfoGAN), plus ``info_weight`` times :func:`info_ce` of D's Q head on the fakes.
+  ``codes`` (InfoGAN), plus ``info_weight`` times :func:`gen_jax.losses.gan.info_ce` of D's Q
+  head on the fakes.
   Aux: (fakes, G's batch stats, {'info_ce': ...} or {})."""
   fake, gen_stats = apply(gen, gen_params, gen_stats, z)
   # D's running stats: its own steps only.
   d_fake, q_logits, _ = apply_q(disc, disc_params, disc_stats, fake, codes is not None)
-  info = {} if codes is None else {"info_ce": info_ce(q_logits, codes)}
+  info = {} if codes is None else {"info_ce": gan_losses.info_ce(q_logits, codes)}
   per_example = gan_losses.gen_loss(loss, d_fake)
   value = per_example.mean() if top_k is None else gan_losses.top_k_mean(per_example, d_fake, top_k)
-  value = value + info_weight * info.get("info_ce", 0.0)
+  if info:
+    value = value + adversarial.needed(info_weight, "info_weight", "with codes") * info["info_ce"]
   return value, (fake, gen_stats, info)
 
 
 def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Module, z_dim: int,
-               loss: str, n_critic: int = 1, gp_weight: float = 10.0, clip: float = 0.0,
-               ema_decay: float = 0.999, output: str = "tanh", label_smoothing: float = 0.0,
-               top_k: float = 1.0, top_k_decay: float = 0.99, top_k_decay_steps: int = 1000,
-               r1_weight: float = 0.0, r1_every: int = 1, cat_dim: int = 0,
-               info_weight: float = 1.0) -> tuple[TrainState, dict]:
+               loss: str, output: str, ema_decay: float, n_critic: int = 1,
+               gp_weight: Optional[float] = None, clip: float = 0.0, label_smoothing: float = 0.0,
+               top_k: float = 1.0, top_k_decay: Optional[float] = None,
+               top_k_decay_steps: Optional[int] = None, r1_weight: float = 0.0, r1_every: int = 1,
+               cat_dim: int = 0, info_weight: Optional[float] = None) -> tuple[TrainState, dict]:
   """``n_critic`` discriminator updates, one generator update, one EMA update; one step.
 
   ``label_smoothing`` > 0: D's target for real images is 1 - label_smoothing (one-sided, logit
@@ -260,7 +228,8 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
     g_in, codes = latent(z_key, m, z_dim, cat_dim)
     fake, _ = apply(gen, state.params[GEN], batch_stats(state, GEN), g_in)
     disc_grads = functools.partial(
-        jax.value_and_grad(disc_loss_fn, has_aux=True), state.params[DISC], batch_stats(state, DISC),
+        jax.value_and_grad(disc_loss_fn, has_aux=True), state.params[DISC],
+        batch_stats(state, DISC),
         real, jax.lax.stop_gradient(fake), jax.random.uniform(eps_key, (m,)), disc=disc,
         loss=loss, gp_weight=gp_weight, label_smoothing=label_smoothing, codes=codes,
         info_weight=info_weight)
@@ -273,9 +242,11 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
           functools.partial(disc_grads, r1_weight=r1_weight, r1_every=r1_every), without_r1)
     else:
       (value, (aux, disc_stats)), grads = disc_grads(r1_weight=r1_weight)
-    state = with_batch_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC, disc_stats)
+    state = with_batch_stats(state.apply_gradients({DISC: grads}, next_step=False), DISC,
+                             disc_stats)
     if clip:
-      state = state.replace(params={**state.params, DISC: clip_weights(state.params[DISC], clip)})
+      clipped = gan_losses.clip_weights(state.params[DISC], clip)
+      state = state.replace(params={**state.params, DISC: clipped})
     aux = aux | {"disc_grad_norm": optax.tree.norm(grads), "disc_loss": value}
     return state, {k: sums[k] + aux[k] for k in sums}
 
@@ -285,7 +256,9 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   z, codes = latent(state.step_key(1), m, z_dim, cat_dim)
   fraction = None
   if top_k < 1.0:
-    fraction = gan_losses.top_k_fraction(state.step, top_k, top_k_decay, top_k_decay_steps)
+    fraction = gan_losses.top_k_fraction(
+        state.step, top_k, adversarial.needed(top_k_decay, "top_k_decay", "with top_k < 1"),
+        adversarial.needed(top_k_decay_steps, "top_k_decay_steps", "with top_k < 1"))
     metrics["top_k_fraction"] = fraction
   (g_value, (fake, gen_stats, info)), g_grads = jax.value_and_grad(gen_loss_fn, has_aux=True)(
       state.params[GEN], batch_stats(state, GEN), state.params[DISC], batch_stats(state, DISC), z,
@@ -305,8 +278,8 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   return state, metrics
 
 
-def generate(state: TrainState, z: jax.Array, *, gen: nn.Module, ema: bool = True,
-             standing_num: int = 512, cat_dim: int = 0) -> jax.Array:
+def generate(state: TrainState, z: jax.Array, *, gen: nn.Module, standing_num: int,
+             ema: bool = True, cat_dim: int = 0) -> jax.Array:
   """G(z) in the generator's output range, from the EMA weights if the state has them.
 
   With batch norm, the generator normalizes with standing statistics: those of ``standing_num``
@@ -325,8 +298,8 @@ def generate(state: TrainState, z: jax.Array, *, gen: nn.Module, ema: bool = Tru
 
 
 def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module, disc: nn.Module,
-              z_dim: int, loss: str, output: str = "tanh", standing_num: int = 512,
-              classifier=None, cat_dim: int = 0) -> dict[str, jax.Array]:
+              z_dim: int, loss: str, output: str, standing_num: int, classifier=None,
+              cat_dim: int = 0) -> dict[str, jax.Array]:
   """Per-example metrics on test images and as many samples of the EMA generator.
 
   ``d_real`` = D(x) on test images, ``d_fake`` = D(G(z)) (probabilities for logit losses, critic
@@ -334,15 +307,15 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module,
   critic loss, ``wasserstein`` = f(x_i) - f(G(z_i)), whose mean is the critic's estimate of the
   distance between the test set and the samples. With batch norm in D, the test batch and the
   generated batch are normalized with their own statistics, as in training. With a ``classifier``
-  (a :class:`gen_jax.metrics.networks.FeatureNetwork`), the scores of :func:`gen_jax.steps.adversarial.classifier_scores`
-  on the generated batch.
+  (a :class:`gen_jax.metrics.networks.FeatureNetwork`), the scores of
+  :func:`gen_jax.steps.adversarial.classifier_scores` on the generated batch.
   """
   real = to_model_range(batch["image"], output)
   z, _ = latent(key, real.shape[0], z_dim, cat_dim)
   fake = generate(state, z, gen=gen, standing_num=standing_num, cat_dim=cat_dim)
   d_real, _ = apply(disc, state.params[DISC], batch_stats(state, DISC), real)
   d_fake, _ = apply(disc, state.params[DISC], batch_stats(state, DISC), fake)
-  out = {"d_real": adversarial.outputs(loss, d_real), "d_fake": adversarial.outputs(loss, d_fake),
+  out = {"d_real": outputs(loss, d_real), "d_fake": outputs(loss, d_fake),
          "disc_loss": gan_losses.disc_loss(loss, d_real, d_fake)}
   if loss in gan_losses.CRITIC_LOSSES:
     out["wasserstein"] = d_real - d_fake
@@ -351,22 +324,8 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module,
   return out
 
 
-def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, gen: nn.Module, z_dim: int,
-                  classifier, output: str, standing_num: int, num_samples: int,
-                  batch_size: int = 1000, num_splits: int = 10, seed: int = 0,
-                  cat_dim: int = 0) -> dict[str, float]:
-  """:func:`gen_jax.steps.adversarial.sample_scores` of the EMA generator, once at the end of a
-  run: classifier Inception Score, mode coverage and, with ``cat_dim`` > 0, the code purity."""
-  del eval_metrics
-  draw = lambda st, k, num, codes: sample(st, k, num, gen=gen, z_dim=z_dim, output=output,
-                                          standing_num=standing_num, cat_dim=cat_dim, codes=codes)
-  return adversarial.sample_scores(draw, state, classifier=classifier, num_samples=num_samples,
-                                   batch_size=batch_size, num_splits=num_splits, seed=seed,
-                                   cat_dim=cat_dim)
-
-
 def sample(state: TrainState, key: jax.Array, num: int, *, gen: nn.Module, z_dim: int,
-           output: str = "tanh", standing_num: int = 512, cat_dim: int = 0,
+           output: str, standing_num: int, cat_dim: int = 0,
            codes: Optional[jax.Array] = None) -> jax.Array:
   """``num`` images in [0, 1] from the EMA generator, z ~ N(0, I) (and, with ``cat_dim``, a
   uniform categorical code, or the given ``codes``: see :func:`latent`)."""
@@ -444,6 +403,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       eval_step=p(eval_step, disc=disc, loss=m.loss, classifier=classifier, **draw),
       sample=p(sample, **draw),
       final_metrics=adversarial.optional(
-          p(final_metrics, classifier=classifier, num_samples=config.eval.is_num_samples,
-            seed=config.eval.is_seed, **draw), classifier is not None),
+          p(adversarial.final_sample_scores, sample=p(sample, **draw), classifier=classifier,
+            num_samples=config.eval.is_num_samples, seed=config.eval.is_seed,
+            cat_dim=m.cat_dim), classifier is not None),
   )

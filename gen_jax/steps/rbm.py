@@ -16,7 +16,8 @@ Usage in a research script::
 
     model = RBM(num_visible=784, num_hidden=500)
     tx = rbm_steps.make_optimizer(learning_rate=0.05, momentum=0.5, weight_decay=2e-4)
-    state = rbm_steps.init_state(jax.random.PRNGKey(0), rbm=model, tx=tx, num_chains=100)
+    state = rbm_steps.init_state(jax.random.PRNGKey(0), rbm=model, tx=tx, init_scale=0.01,
+                                 num_chains=100)
     step = jax.jit(partial(rbm_steps.train_step, rbm=model, method="pcd", k=1), donate_argnums=0)
     state, metrics = step(state, {"image": x})   # x: (100, 28, 28, 1) in {0, 1}
 
@@ -60,8 +61,8 @@ def make_optimizer(*, learning_rate: float, momentum: float = 0.0, weight_decay:
   return optax.chain(*parts)
 
 
-def init_state(key: jax.Array, *, rbm: RBM, tx: optax.GradientTransformation, num_chains: int = 0,
-               init_scale: float = 0.01) -> TrainState:
+def init_state(key: jax.Array, *, rbm: RBM, tx: optax.GradientTransformation, init_scale: float,
+               num_chains: int = 0) -> TrainState:
   """A fresh state. ``num_chains`` > 0 adds persistent chains (uniform random binary states, or
   N(0, s^2) for Gaussian units) to ``extra``; ``extra['data_mean']`` starts at 0."""
   init_key, chain_key, run_key = jax.random.split(key, 3)
@@ -135,7 +136,7 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, rbm: RBM) -> di
 
 
 def sample(state: TrainState, key: jax.Array, num: int, *, rbm: RBM, image_shape: Sequence[int],
-           num_steps: int = 1000) -> jax.Array:
+           num_steps: int) -> jax.Array:
   """``num`` independent Gibbs chains started from the base-rate model (pixels drawn from the
   training means) and run ``num_steps`` sweeps; returns the means of p(v | h) of the last sweep."""
   params = state.params[NET]
@@ -150,6 +151,11 @@ def sample(state: TrainState, key: jax.Array, num: int, *, rbm: RBM, image_shape
   return jnp.clip(x, 0.0, 1.0).reshape(num, *image_shape)
 
 
+def encode(state: TrainState, images: jax.Array, *, rbm: RBM) -> jax.Array:
+  """The hidden units' probabilities p(h_j = 1 | v) of images, (batch, num_hidden)."""
+  return rbm.hidden_probs(state.params[NET], _flat(images))
+
+
 def reconstruct(state: TrainState, batch: dict, *, rbm: RBM) -> jax.Array:
   """Mean-field reconstruction: the mean of p(v | h = p(h | v))."""
   params = state.params[NET]
@@ -158,7 +164,7 @@ def reconstruct(state: TrainState, batch: dict, *, rbm: RBM) -> jax.Array:
 
 
 def inpaint(state: TrainState, batch: dict, key: jax.Array, *, rbm: RBM,
-            num_steps: int = 1000) -> tuple[jax.Array, jax.Array]:
+            num_steps: int) -> tuple[jax.Array, jax.Array]:
   """Fills the bottom half of each image by clamped Gibbs sampling given its top half.
 
   The unknown pixels start from the base-rate model (the training pixel means); returns (the
@@ -189,15 +195,15 @@ def base_vbias(state: TrainState, *, rbm: RBM) -> jax.Array:
   return mean if rbm.gaussian else base_rate_logits(mean)
 
 
-def log_partition(state: TrainState, key: jax.Array, *, rbm: RBM, num_runs: int = 100,
-                  num_betas: int = 14500, schedule: str = "piecewise") -> dict[str, jax.Array]:
+def log_partition(state: TrainState, key: jax.Array, *, rbm: RBM, num_runs: int, num_betas: int,
+                  schedule: str) -> dict[str, jax.Array]:
   """AIS estimate of log Z (with its 3-sigma band) from the base-rate model of the training data."""
   return ais.log_partition(key, state.params[NET], jnp.asarray(ais.betas(schedule, num_betas)),
                            base_vbias(state, rbm=rbm), rbm=rbm, num_runs=num_runs)
 
 
 def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, rbm: RBM, num_runs: int,
-                  num_betas: int, schedule: str, seed: int = 0) -> dict[str, float]:
+                  num_betas: int, schedule: str, seed: int) -> dict[str, float]:
   """Test NLL = mean test free energy (``eval/free_energy``) + AIS log Z, with the band from
   log(Z_hat -/+ 3 sigma_hat); run once by the training loop at the end."""
   t0 = time.time()
@@ -225,20 +231,27 @@ def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) 
 
 
 def optimizer_from_config(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  if cfg.name != "sgd":
-    raise ValueError(f"the RBM is trained with optimizer.name='sgd' (momentum and weight decay "
-                     f"through optax), not {cfg.name!r}.")
+  """SGD with momentum, weight decay and a linear learning-rate decay (:func:`make_optimizer`)
+  from ``config.optimizer`` (:func:`validate` checks its name)."""
   return make_optimizer(learning_rate=cfg.learning_rate, momentum=cfg.momentum,
                         weight_decay=cfg.weight_decay, decay_steps=cfg.decay_steps,
                         final_learning_rate=cfg.final_learning_rate)
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  """A clear error for a training method or optimizer this family does not have."""
+  if config.model.method not in METHODS:
+    raise ValueError(f"unknown RBM training method {config.model.method!r} (config.model.method); "
+                     f"choose one of {', '.join(METHODS)}.")
+  if config.optimizer.name != "sgd":
+    raise ValueError(f"the RBM is trained with optimizer.name='sgd' (momentum and weight decay "
+                     f"through optax), not {config.optimizer.name!r}.")
+
+
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
+  validate(config)
   rbm = create_model(config, image_shape)
   m, a = config.model, config.ais
-  if m.method not in METHODS:
-    raise ValueError(f"unknown RBM training method {m.method!r} (config.model.method); "
-                     f"choose one of {', '.join(METHODS)}.")
   p = functools.partial
   return Family(
       init=p(init_state, rbm=rbm, tx=optimizer_from_config(config.optimizer),
@@ -247,6 +260,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       eval_step=p(eval_step, rbm=rbm),
       sample=p(sample, rbm=rbm, image_shape=tuple(image_shape), num_steps=m.sample_steps),
       reconstruct=p(reconstruct, rbm=rbm),
+      encode=p(encode, rbm=rbm),
       inpaint=p(inpaint, rbm=rbm, num_steps=m.sample_steps),
       final_metrics=(p(final_metrics, rbm=rbm, num_runs=a.num_runs, num_betas=a.num_betas,
                        schedule=a.schedule, seed=a.seed) if a.num_runs else None),

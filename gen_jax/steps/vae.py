@@ -29,7 +29,7 @@ from gen_jax import optim
 from gen_jax.losses import densities
 from gen_jax.models.autoencoders import VAE
 from gen_jax.state import TrainState
-from gen_jax.steps import Family
+from gen_jax.steps import Family, ae
 
 NET = "vae"
 
@@ -37,10 +37,8 @@ NET = "vae"
 def init_state(key: jax.Array, *, model: VAE, tx: optax.GradientTransformation,
                image_shape: Sequence[int]) -> TrainState:
   """A fresh state; ``key`` (raw uint32 key) seeds the parameters and every later step."""
-  init_key, run_key = jax.random.split(key)
-  x = jnp.zeros((1, *image_shape), jnp.float32)
-  params = model.init(init_key, x, init_key)["params"]
-  return TrainState.create(params={NET: params}, tx={NET: tx}, key=run_key)
+  return TrainState.for_module(key, name=NET, module=model, tx=tx, image_shape=image_shape,
+                               key_arg=True)
 
 
 def elbo_terms(params, x: jax.Array, key: jax.Array, *, model: VAE) -> dict[str, jax.Array]:
@@ -105,7 +103,7 @@ def log_importance_weights(params, x: jax.Array, key: jax.Array, *, model: VAE,
 
 
 def log_likelihood(state: TrainState, batch: dict, key: jax.Array, *, model: VAE, k: int,
-                   k_chunk: int = 10) -> jax.Array:
+                   k_chunk: int) -> jax.Array:
   """Per-example IWAE bound log p(x) >= log (1/k) sum_i w_i, in nats.
 
   The k samples are drawn gcd(k, ``k_chunk``) at a time (``lax.map``), so memory grows with
@@ -120,17 +118,15 @@ def log_likelihood(state: TrainState, batch: dict, key: jax.Array, *, model: VAE
 
 
 def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> VAE:
-  m = config.model
-  return VAE(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
-             image_shape=tuple(image_shape), channels=tuple(m.channels))
+  return ae.create_model(config, image_shape, module=VAE)
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
   model = create_model(config, image_shape)
-  tx = optim.make(config.optimizer)
   p = functools.partial
   return Family(
-      init=p(init_state, model=model, tx=tx, image_shape=tuple(image_shape)),
+      init=p(init_state, model=model, tx=optim.make(config.optimizer),
+             image_shape=tuple(image_shape)),
       train_step=p(train_step, model=model, beta=config.model.beta),
       eval_step=p(eval_step, model=model),
       sample=p(sample, model=model),

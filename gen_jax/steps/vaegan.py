@@ -87,6 +87,7 @@ from gen_jax.models import autoencoders
 from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
 from gen_jax.steps import Family, adversarial
+from gen_jax.steps.adversarial import inference_params, outputs
 
 ENC, DEC, DISC = "enc", "dec", adversarial.DISC
 LOSSES = adversarial.LOGIT_AND_HINGE
@@ -187,7 +188,7 @@ def disc_loss_fn(disc_params, enc_params, dec_params, x: jax.Array, key: jax.Arr
 
 def enc_dec_losses(enc_params, dec_params, disc_params, x: jax.Array, key: jax.Array, *,
                    enc: nn.Module, dec: nn.Module, disc: nn.Module, loss: str = "non_saturating",
-                   gamma: float = 1.0, kl_weight: float = 1.0, pixel_weight: float = 0.0):
+                   gamma: float, kl_weight: float = 1.0, pixel_weight: float = 0.0):
   """((Enc's mean loss, Dec's mean loss), terms): see the table of the module docstring."""
   terms = forward(enc_params, dec_params, jax.lax.stop_gradient(disc_params), x, key, enc=enc,
                   dec=dec, disc=disc, loss=loss)
@@ -210,8 +211,8 @@ def enc_dec_grads(enc_params, dec_params, disc_params, x: jax.Array, key: jax.Ar
 
 
 def train_step(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Module,
-               disc: nn.Module, latent_dim: int, loss: str = "non_saturating", gamma: float = 1.0,
-               kl_weight: float = 1.0, pixel_weight: float = 0.0, ema_decay: float = 0.999
+               disc: nn.Module, latent_dim: int, gamma: float, ema_decay: float,
+               loss: str = "non_saturating", kl_weight: float = 1.0, pixel_weight: float = 0.0
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Dis update, then one update of Enc and Dec against the updated Dis, then the EMA update
   (decay ``ema_decay`` after a warm-up: :func:`gen_jax.steps.adversarial.ema_decay_at`)."""
@@ -232,9 +233,9 @@ def train_step(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Module
   metrics = {
       "loss": enc_value, "enc_loss": enc_value, "dec_loss": dec_value, "disc_loss": d_value,
       **{k: terms[k].mean() for k in ("kl", "feat_recon", "pixel_nll", "gan_dec")},
-      "d_real": adversarial.outputs(loss, d_terms["d_real_raw"]).mean(),
-      "d_fake": adversarial.outputs(loss, d_terms["d_fake_raw"]).mean(),
-      "d_recon": adversarial.outputs(loss, d_terms["d_recon_raw"]).mean(),
+      "d_real": outputs(loss, d_terms["d_real_raw"]).mean(),
+      "d_fake": outputs(loss, d_terms["d_fake_raw"]).mean(),
+      "d_recon": outputs(loss, d_terms["d_recon_raw"]).mean(),
       "enc_grad_norm": optax.tree.norm(e_grads), "dec_grad_norm": optax.tree.norm(g_grads),
       "disc_grad_norm": optax.tree.norm(d_grads),
       "fake_pixel_std": adversarial.pixel_std(terms["samples"]),
@@ -250,34 +251,34 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, enc: nn.Module,
   posterior sample and one prior sample each; Enc and Dec of :func:`inference_params`)."""
   del latent_dim
   x = batch["image"]
-  params = adversarial.inference_params(state)
+  params = inference_params(state)
   terms = forward(params[ENC], params[DEC], params[DISC], x, key, enc=enc, dec=dec, disc=disc,
                   loss=loss)
   recon = reconstruct(state, batch, enc=enc, dec=dec)
   flat = lambda a: a.reshape(a.shape[0], -1)
   return {**{k: terms[k] for k in ("kl", "feat_recon", "pixel_nll", "disc_loss")},
           "pixel_mse": jnp.mean(flat(recon - x) ** 2, axis=-1),
-          "d_real": adversarial.outputs(loss, terms["d_real_raw"]),
-          "d_recon": adversarial.outputs(loss, terms["d_recon_raw"]),
-          "d_fake": adversarial.outputs(loss, terms["d_fake_raw"])}
+          "d_real": outputs(loss, terms["d_real_raw"]),
+          "d_recon": outputs(loss, terms["d_recon_raw"]),
+          "d_fake": outputs(loss, terms["d_fake_raw"])}
 
 
 def sample(state: TrainState, key: jax.Array, num: int, *, dec: nn.Module,
            latent_dim: int) -> jax.Array:
   """``num`` images Dec(z) in [0, 1], z ~ N(0, I) (Dec's EMA weights if kept)."""
   z = jax.random.normal(key, (num, latent_dim))
-  return jax.nn.sigmoid(decode_logits(dec, adversarial.inference_params(state)[DEC], z))
+  return jax.nn.sigmoid(decode_logits(dec, inference_params(state)[DEC], z))
 
 
 def encode(state: TrainState, images: jax.Array, *, enc: nn.Module) -> jax.Array:
   """The posterior mean of q(z|x) for images in [0, 1]: the learnt features (Enc's EMA weights if
   kept)."""
-  return posterior(enc, adversarial.inference_params(state)[ENC], images)[0]
+  return posterior(enc, inference_params(state)[ENC], images)[0]
 
 
 def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Module) -> jax.Array:
   """Dec(posterior mean) in [0, 1] (EMA weights if kept)."""
-  return jax.nn.sigmoid(decode_logits(dec, adversarial.inference_params(state)[DEC],
+  return jax.nn.sigmoid(decode_logits(dec, inference_params(state)[DEC],
                                       encode(state, batch["image"], enc=enc)))
 
 
@@ -289,6 +290,7 @@ def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int])
   """(Enc, Dec, Dis) of ``config.model``: Enc and Dec are the VAE's encoder and decoder
   (``arch``, ``hidden``, ``channels``, ``latent_dim``); Dis is a
   :class:`gen_jax.models.gan.FeatureDiscriminator`."""
+  validate(config)
   m = config.model
   enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
                                   out_dim=2 * m.latent_dim)
@@ -308,10 +310,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
   """The VAE-GAN of ``config``: ``config.optimizer`` trains Enc and Dec (each its own state),
   ``config.disc_optimizer`` trains Dis."""
-  m = config.model
-  validate(config)
+  enc, dec, disc = create_models(config, image_shape)    # after validate(config)
   tx = adversarial.optimizers(config, "VAE-GAN", (ENC, DEC), trains="Enc and Dec")
-  enc, dec, disc = create_models(config, image_shape)
+  m = config.model
   nets = dict(enc=enc, dec=dec, disc=disc, latent_dim=m.latent_dim, loss=m.loss)
   p = functools.partial
   return Family(
