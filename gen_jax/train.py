@@ -69,6 +69,10 @@ def train_steps(state: TrainState, images: jax.Array, num_steps: jax.Array,
     return {"image": x, "label": data.gather(labels, idx, mesh=mesh, data_axis=data_axis)}
 
   metric_shapes = jax.eval_shape(train_step, state, get_batch(state.step))[1]
+  if "loss" not in metric_shapes:   # at trace time, before any step runs
+    raise ValueError(f"the family's train_step returned no 'loss' metric (it gave "
+                     f"{', '.join(sorted(metric_shapes))}): the Family contract "
+                     "(gen_jax/steps/__init__.py) asks for the headline training signal.")
   names = sorted(metric_shapes)
 
   def body(_, carry):

@@ -77,6 +77,19 @@ def test_run_writes_metrics_images_checkpoints_and_the_bound(tfds_dir, tmp_path)
       "reconstructions_00000010.png", "reconstructions_00000020.png",
       "samples_00000010.png", "samples_00000020.png"]
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
+  # The public restore reads the newest checkpoint into the abstract (eval_shape) state, which
+  # carries the mesh's shardings, and the Family's capabilities work on what comes back.
+  config = tiny_config()
+  run, state = run_lib.restore(config, tmp_path)
+  abstract = run_lib.abstract_state(run)
+  assert int(state.step) == 20
+  for want, got in zip(jax.tree.leaves(abstract), jax.tree.leaves(state), strict=True):
+    assert isinstance(want, jax.ShapeDtypeStruct) and want.sharding is not None
+    assert (got.shape, got.dtype, got.sharding) == (want.shape, want.dtype, want.sharding)
+  assert run.family.encode(state, run.test_images[:8]).shape == (8, config.model.latent_dim)
+  assert run_lib.restore(config, tmp_path, step=10)[1].step == 10
+  with pytest.raises(checkpoint.CheckpointError, match="no checkpoint in .*train first"):
+    run_lib.restore(config, tmp_path / "elsewhere")
 
 
 @pytest.mark.heavy

@@ -2,10 +2,12 @@
 
 Each family module (``gen_jax.steps.vae``, ``gen_jax.steps.ae``, ...) defines pure, module-level
 functions over one :class:`gen_jax.state.TrainState` -- ``init_state``, ``train_step``,
-``eval_step``, ``sample``, ``reconstruct`` -- that take ``(state, batch, ...)`` positionally and
-every static choice keyword-only, so a research script can bind them with ``functools.partial`` and
-``jax.jit`` them. Each module also has ``from_config(config, image_shape) -> Family``: the same
-functions with their statics bound from a config, which is all the training loop needs.
+``eval_step`` and its capabilities (``sample``, ``reconstruct``, ``encode``, ...) -- that take
+``(state, batch, ...)`` positionally and every static choice keyword-only, so a research script can
+bind them with ``functools.partial`` and ``jax.jit`` them. Each module also has
+``validate(config)`` and ``from_config(config, image_shape) -> Family``: the same functions with
+their statics bound from a config, which is all the training loop and the evaluation need.
+:mod:`gen_jax.steps.adversarial` holds what the adversarial families share.
 """
 
 from __future__ import annotations

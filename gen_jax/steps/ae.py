@@ -16,6 +16,7 @@ from gen_jax.state import TrainState
 from gen_jax.steps import Family
 
 NET = "ae"
+ARCHS = ("mlp", "conv")
 
 
 def init_state(key: jax.Array, *, model: Autoencoder, tx: optax.GradientTransformation,
@@ -60,7 +61,17 @@ def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int], 
                 image_shape=tuple(image_shape), channels=tuple(m.channels))
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  """A clear error for an architecture or code size the autoencoders do not have."""
+  m = config.model
+  if m.arch not in ARCHS:
+    raise ValueError(f"unknown model.arch {m.arch!r}: choose one of {', '.join(ARCHS)}.")
+  if m.latent_dim < 1:
+    raise ValueError(f"model.latent_dim={m.latent_dim} must be a positive code size.")
+
+
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
+  validate(config)
   model = create_model(config, image_shape)
   tx = optim.make(config.optimizer)
   p = functools.partial

@@ -107,7 +107,16 @@ def create_model(config: ml_collections.ConfigDict) -> CNN:
   return CNN(**model_kwargs(config), dropout=config.model.dropout)
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  """A clear error for a dataset without labels."""
+  from gen_jax import data  # pylint: disable=g-import-not-at-top
+  if not data.info(config.dataset.name).has_labels:
+    raise ValueError(f"the classifier family needs labelled data; dataset "
+                     f"{config.dataset.name!r} has none: choose mnist or fashion_mnist.")
+
+
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
+  validate(config)
   model = create_model(config)
   p = functools.partial
   return Family(

@@ -121,7 +121,16 @@ def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) 
   return ae.create_model(config, image_shape, module=VAE)
 
 
+def validate(config: ml_collections.ConfigDict) -> None:
+  """The autoencoders' checks (:func:`gen_jax.steps.ae.validate`) and beta >= 0."""
+  ae.validate(config)
+  if config.model.beta < 0:
+    raise ValueError(f"model.beta={config.model.beta} weighs the KL term: use beta >= 0 (1: the "
+                     "VAE, > 1: a beta-VAE).")
+
+
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
+  validate(config)
   model = create_model(config, image_shape)
   p = functools.partial
   return Family(
