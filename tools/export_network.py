@@ -60,14 +60,15 @@ def export(config, workdir: str | pathlib.Path, name: str, *,
   if config.model.family != "classifier":
     raise ValueError(f"export takes a classifier config (model.family 'classifier'), got "
                      f"{config.model.family!r}.")
-  data_dir = config.dataset.data_dir or None
-  image_shape = tuple(data.read_rows(config.dataset.name, data.info(config.dataset.name).test_split,
-                                     0, 1, data_dir=data_dir)[0].shape[1:])
   ckpt = checkpoint.Checkpointer(pathlib.Path(workdir) / "checkpoints")
   try:
     if ckpt.latest_step() is None:
       raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first with "
                               f"python launch.py --config=... --workdir={workdir}")
+    data_dir = config.dataset.data_dir or None   # the image shape is the dataset's
+    image_shape = tuple(data.read_rows(config.dataset.name,
+                                       data.info(config.dataset.name).test_split, 0, 1,
+                                       data_dir=data_dir)[0].shape[1:])
     family = steps_lib.from_config(config, image_shape)
     state = ckpt.restore(jax.eval_shape(family.init, jax.random.PRNGKey(config.seed)), step)
   finally:
