@@ -15,6 +15,7 @@ logging) and parses them with :func:`parse_flags`. A tool defines its flags on a
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import Callable, Optional, Sequence
@@ -71,6 +72,17 @@ def library_errors() -> tuple[type[BaseException], ...]:
 
 def _usage(flag_values: flags.FlagValues, doc: Optional[str]) -> str:
   return ((doc or "").strip() + "\n\nflags:\n" + flag_values.get_help()).strip() + "\n"
+
+
+def run_recording_command(main: Callable[..., Optional[int]], flag_values: flags.FlagValues,
+                          argv: Optional[Sequence[str]] = None, *, doc: Optional[str] = None,
+                          program: str) -> int:
+  """:func:`run` for a tool whose cards record how they were made: ``main`` also gets
+  ``command=`` (``python <program> <argv>``)."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  command = " ".join(["python", program, *argv])
+  return run(functools.partial(main, command=command), flag_values, argv, doc=doc,
+             program=program)
 
 
 def run(main: Callable[[list[str]], Optional[int]], flag_values: flags.FlagValues,

@@ -12,7 +12,6 @@ weights once: ``python tools/inception_weights.py``. See gen_jax.evaluate.incept
 
 from __future__ import annotations
 
-import functools
 import pathlib
 import sys
 
@@ -66,10 +65,7 @@ def _main(argv: Sequence[str], *, command: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """The command; ``argv``: the arguments after the program name (default ``sys.argv[1:]``)."""
-  argv = list(sys.argv[1:] if argv is None else argv)
-  command = " ".join(["python", PROGRAM, *argv])
-  return cli.run(functools.partial(_main, command=command), FLAGS, argv, doc=__doc__,
-                 program=PROGRAM)
+  return cli.run_recording_command(_main, FLAGS, argv, doc=__doc__, program=PROGRAM)
 
 
 if __name__ == "__main__":

@@ -264,8 +264,3 @@ def needed(value, name: str, when: str):
   if value is None:
     raise ValueError(f"{name} is needed {when}; pass it (the config files hold its value).")
   return value
-
-
-def optional(value, enabled: bool) -> Optional[object]:
-  """``value`` if ``enabled`` else None: a Family capability a config can switch off."""
-  return value if enabled else None

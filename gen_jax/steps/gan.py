@@ -402,8 +402,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
                    **shared),
       eval_step=p(eval_step, disc=disc, loss=m.loss, classifier=classifier, **draw),
       sample=p(sample, **draw),
-      final_metrics=adversarial.optional(
-          p(adversarial.final_sample_scores, sample=p(sample, **draw), classifier=classifier,
-            num_samples=config.eval.is_num_samples, seed=config.eval.is_seed,
-            cat_dim=m.cat_dim), classifier is not None),
+      final_metrics=None if classifier is None else p(
+          adversarial.final_sample_scores, sample=p(sample, **draw), classifier=classifier,
+          num_samples=config.eval.is_num_samples, seed=config.eval.is_seed, cat_dim=m.cat_dim),
   )
