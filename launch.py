@@ -25,10 +25,12 @@ from tools import cli  # pylint: disable=g-import-not-at-top,wrong-import-positi
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go.")
 _MODE = flags.DEFINE_enum(
-    "mode", "train", ["train", "eval", "floor"],
+    "mode", "train", ["train", "eval", "apps", "floor"],
     "train: train (or resume) and evaluate; eval: evaluate the newest checkpoint of --workdir "
-    "(samples, sample-quality metrics, likelihood k sweep, metric cards); floor: metric cards of "
-    "real train vs real test images of the config's dataset.")
+    "(samples, sample-quality metrics, likelihood k sweep, metric cards); apps: the applications "
+    "of that checkpoint (completion for every mask, interpolation, path length; PNGs in "
+    "<workdir>/apps/, cards in <workdir>/apps_cards.jsonl); floor: metric cards of real train vs "
+    "real test images of the config's dataset.")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -59,13 +61,20 @@ def main(argv):
     else:
       from gen_jax import cards, evaluate  # the metrics' feature networks load only here
       command = " ".join(["python", *sys.argv])
-      if _MODE.value == "eval":
-        written = evaluate.evaluate_workdir(config, _WORKDIR.value, command=command)
+      workdir = pathlib.Path(_WORKDIR.value)
+      if _MODE.value == "apps":
+        from gen_jax.applications import suite  # pylint: disable=import-outside-toplevel
+        written = suite.evaluate_workdir(config, workdir, command=command)
+        path = workdir / "apps_cards.jsonl"
       else:
-        written = evaluate.real_floor(config, num=config.eval.num_samples, command=command)
-      path = cards.write(pathlib.Path(_WORKDIR.value) / "cards.jsonl", written)
+        if _MODE.value == "eval":
+          written = evaluate.evaluate_workdir(config, workdir, command=command)
+        else:
+          written = evaluate.real_floor(config, num=config.eval.num_samples, command=command)
+        path = cards.write(workdir / "cards.jsonl", written)
       for c in written:
-        print(f"{c['metric']}{' (k=%d)' % c['k'] if c.get('k') else ''}: {c['value']:.4f}"
+        what = "".join(f" ({c[f]})" for f in ("model", "mask") if _MODE.value == "apps" and c.get(f))
+        print(f"{c['metric']}{what}{' (k=%d)' % c['k'] if c.get('k') else ''}: {c['value']:.4f}"
               + (f" ± {c['std']:.4f}" if c["std"] is not None else "") + f" {c['unit']}".rstrip())
       print(f"{len(written)} metric cards in {path}")
   except (data.DatasetError, checkpoint.CheckpointError, train.TrainingDivergedError,

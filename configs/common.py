@@ -13,7 +13,9 @@ def base() -> ml_collections.ConfigDict:
       cache=True,            # keep decoded arrays in ~/.cache/gen_jax ($GEN_JAX_CACHE_DIR)
   ))
   c.model = ml_collections.ConfigDict(dict(
-      family="vae", arch="mlp", hidden=(400,), latent_dim=20, channels=(32, 64), beta=1.0))
+      family="vae", arch="mlp", hidden=(400,), latent_dim=20, channels=(32, 64), beta=1.0,
+      num_classes=0,         # > 0: the conditional VAE, q(z | x, y) and p(x | z, y)
+  ))
   c.optimizer = optimizer()
   c.batch_size = 128
   c.num_epochs = 10
@@ -40,6 +42,7 @@ def base() -> ml_collections.ConfigDict:
       feature_network="",    # '' = the dataset's domain network (gen_jax/metrics/networks.py)
       iwae_ks=(1, 10, 100, 1000),
   ))
+  c.apps = apps()
   c.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=0,         # 0: at every epoch end (and on SIGTERM, and at the end)
       max_to_keep=3,
@@ -47,6 +50,37 @@ def base() -> ml_collections.ConfigDict:
   ))
   c.mesh = ml_collections.ConfigDict(dict(shape=(-1,), axes=("data",), data_axis="data"))
   return c
+
+
+def apps(**overrides) -> ml_collections.ConfigDict:
+  """``launch.py --mode=apps`` (gen_jax/applications/suite.py) and the loop's completion and
+  interpolation grids; then ``overrides`` (a family's completion settings)."""
+  return ml_collections.ConfigDict(dict(
+      dataset="",            # labelled images to complete: '' = the run's dataset (mnist for
+                             # binarized_mnist, which has no labels); grey levels, never binarized
+      num_images=10000,      # test images per mask (0: the whole split)
+      batch_size=500,
+      seed=0,                # random masks, chains, starting codes, pairs
+      masks=("bottom", "left", "centre", "random_50", "random_80"),
+      grid_mask="bottom",    # the mask of the training loop's completion grid
+      method="",             # '' = the family's own; the VAE: 'mwg' or 'pseudo_gibbs'
+      num_steps=100,         # chain sweeps, projections or optimisation steps per completion
+      learning_rate=0.05,    # latent optimisation: Adam's step on z
+      prior_weight=0.0,      # latent optimisation: weight of D's generator loss (Yeh et al.)
+      z_weight=0.0,          # latent optimisation: weight of ||z||^2 / 2 (the Gaussian prior)
+      interpolation="slerp",  # 'lerp' or 'slerp', for prior draws; encodings use 'lerp'
+      num_pairs=8,           # rows of the interpolation grids
+      path_points=10,        # images per row
+      ppl_pairs=2000,        # pairs of the perceptual path length
+      ppl_epsilon=1e-4,
+      # conditional families (gen_jax/applications/conditional.py)
+      cas_num=60000,         # generated images of the classification accuracy score
+      cas_steps=3000,        # Adam steps of each classifier (batch cas_batch_size)
+      cas_batch_size=128,
+      cas_learning_rate=1e-3,
+      cas_hidden=512,        # the classifier: 784-cas_hidden-10 MLP
+      few_labels=1000,       # real labels of the semi-supervised comparison
+  ) | overrides)
 
 
 def optimizer(**overrides) -> ml_collections.ConfigDict:

@@ -41,6 +41,7 @@ def base() -> ml_collections.ConfigDict:
       r1_every=1,                    #   et al. 2018), on every r1_every-th step only (lazy)
       cat_dim=0,                     # > 0: InfoGAN, a uniform categorical code of this many
       info_weight=1.0,               #   values in the noise, and D's Q head; lambda of its term
+      class_weight=0.0,              # > 0: ACGAN, Q also learns the real labels (cat_dim = 10)
   ))
   # Radford et al. (DCGAN): Adam, learning rate 2e-4, beta1 0.5, for both networks.
   # decay_steps > 0: cosine decay of the learning rate to 0 over that many updates of the network.

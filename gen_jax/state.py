@@ -51,13 +51,13 @@ class TrainState:
 
   @classmethod
   def for_module(cls, key: jax.Array, *, name: str, module, tx: optax.GradientTransformation,
-                 image_shape, key_arg: bool = False) -> "TrainState":
+                 image_shape, key_arg: bool = False, extra_inputs: tuple = ()) -> "TrainState":
     """A fresh one-network state: ``module.init`` on one zero image (and, with ``key_arg``, the
-    init key as a second argument, for modules that sample); ``key`` (raw uint32 key) seeds the
-    parameters and, split off, every later step."""
+    init key as a second argument, for modules that sample; then ``extra_inputs``, such as a
+    label); ``key`` (raw uint32 key) seeds the parameters and, split off, every later step."""
     init_key, run_key = jax.random.split(key)
     x = jnp.zeros((1, *image_shape), jnp.float32)
-    params = module.init(init_key, *((x, init_key) if key_arg else (x,)))["params"]
+    params = module.init(init_key, *((x, init_key) if key_arg else (x,)), *extra_inputs)["params"]
     return cls.create(params={name: params}, tx={name: tx}, key=run_key)
 
   def step_key(self, salt: int = 0) -> jax.Array:

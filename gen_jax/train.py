@@ -25,6 +25,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gen_jax import data, writers
+from gen_jax.applications import masks
 from gen_jax import run as run_lib
 from gen_jax.likelihood import iwae
 from gen_jax.state import TrainState
@@ -169,6 +170,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       "sample": family.sample and jax.jit(family.sample, static_argnums=2),
       "reconstruct": family.reconstruct and jax.jit(family.reconstruct),
       "inpaint": family.inpaint and jax.jit(family.inpaint),
+      "interpolate": family.interpolate and jax.jit(
+          functools.partial(family.interpolate, num=config.apps.path_points),
+          static_argnames="method"),
+      "encode": family.encode and jax.jit(family.encode),
+      "prior": family.prior and jax.jit(family.prior, static_argnums=1),
   }
 
   preemption = _Preemption()
@@ -242,17 +248,34 @@ def _evaluate_and_write(state: TrainState, run: run_lib.Run, fns: dict[str, Call
   logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
   num = config.eval.num_images
   if fns["sample"] is not None:
-    writer.write_images(step, "samples", jax.device_get(fns["sample"](state, run.keys["sample"], num)))
+    classes = run.family.num_classes   # a conditional family's grid: one class per column
+    args = (jnp.arange(num) % classes,) if classes else ()
+    writer.write_images(step, "samples", jax.device_get(
+        fns["sample"](state, run.keys["sample"], num, *args)), ncols=classes or None)
   if fns["reconstruct"] is not None:
     batch = {"image": run.test_images[:num // 2]}
+    if run.test_labels is not None:
+      batch["label"] = run.test_labels[:num // 2]
     recon = jax.device_get(fns["reconstruct"](state, batch))
     pairs = np.stack([jax.device_get(batch["image"]), recon], axis=1).reshape(-1, *recon.shape[1:])
     writer.write_images(step, "reconstructions", pairs, ncols=int(math.sqrt(num)) // 2 * 2 or 2)
   if fns["inpaint"] is not None:
-    batch = {"image": run.test_images[:num // 2]}
-    masked, filled = jax.device_get(fns["inpaint"](state, batch, run.keys["sample"]))
-    pairs = np.stack([masked, filled], axis=1).reshape(-1, *filled.shape[1:])
-    writer.write_images(step, "inpaintings", pairs, ncols=int(math.sqrt(num)) // 2 * 2 or 2)
+    images = run.test_images[:num // 2]
+    mask = masks.make(config.apps.grid_mask, run.image_shape, num=images.shape[0],
+                      key=run.keys["sample"])
+    filled = fns["inpaint"](state, {"image": images}, mask, run.keys["sample"])
+    pairs = np.stack(jax.device_get([masks.shown(images, mask), filled]), axis=1)
+    writer.write_images(step, "inpaintings", pairs.reshape(-1, *filled.shape[1:]),
+                        ncols=int(math.sqrt(num)) // 2 * 2 or 2)
+  if fns["interpolate"] is not None and (fns["encode"] or fns["prior"]) is not None:
+    rows = config.apps.num_pairs
+    if fns["encode"] is not None:   # between test images, through the encoder: straight lines
+      z, method = fns["encode"](state, run.test_images[:2 * rows]), "lerp"
+    else:                           # between prior draws
+      z, method = fns["prior"](run.keys["sample"], 2 * rows), config.apps.interpolation
+    grid = jax.device_get(fns["interpolate"](state, z[:rows], z[rows:], method=method))
+    writer.write_images(step, "interpolations", grid.reshape(-1, *grid.shape[2:]),
+                        ncols=grid.shape[1])
   return metrics
 
 

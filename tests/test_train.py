@@ -74,8 +74,8 @@ def test_run_writes_metrics_images_checkpoints_and_the_bound(tfds_dir, tmp_path)
   assert final["eval/nll_iwae"] <= final["eval/neg_elbo"] + 1.0
   assert json.loads((tmp_path / "final_metrics.json").read_text())["step"] == 20
   assert sorted(p.name for p in tmp_path.glob("*.png")) == [
-      "reconstructions_00000010.png", "reconstructions_00000020.png",
-      "samples_00000010.png", "samples_00000020.png"]
+      f"{kind}_{step:08d}.png" for kind in ("inpaintings", "interpolations", "reconstructions",
+                                            "samples") for step in (10, 20)]
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
   # The public restore reads the newest checkpoint into the abstract (eval_shape) state, which
   # carries the mesh's shardings, and the Family's capabilities work on what comes back.

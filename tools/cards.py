@@ -7,7 +7,9 @@
 rewrites the block between ``<!-- cards:begin -->`` and ``<!-- cards:end -->`` of the README (the
 first argument) with one row per card of the card files (the other arguments), and, with
 ``--compare`` (repeated), the block between ``<!-- compare:begin -->`` and ``<!-- compare:end -->``
-with one row per model and one column per metric, ranked by FID.
+with one row per model and one column per metric, ranked by FID; with ``--apps`` (repeated), the
+block between ``<!-- apps:begin -->`` and ``<!-- apps:end -->`` with the applications table (one
+row per model: completion PSNR and classifier accuracy per mask, path lengths).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ FLAGS = flags.FlagValues()
 _COMPARE = flags.DEFINE_multi_string(
     "compare", [], "Card files for the model-by-metric comparison table (repeat the flag).",
     flag_values=FLAGS)
+_APPS = flags.DEFINE_multi_string(
+    "apps", [], "Card files of launch.py --mode=apps for the applications table (repeat the flag).",
+    flag_values=FLAGS)
 
 
 def _main(argv: Sequence[str]) -> int:
@@ -38,7 +43,7 @@ def _main(argv: Sequence[str]) -> int:
     raise app.UsageError("usage: python tools/cards.py README.md CARDS.jsonl ... "
                          "[--compare=CARDS.jsonl ...]")
   readme, card_files = argv[1], sorted(argv[2:])
-  n = cards.update_readme(readme, card_files, _COMPARE.value)
+  n = cards.update_readme(readme, card_files, _COMPARE.value, _APPS.value)
   print(f"{readme}: table of {n} cards from {len(card_files)} file(s)")
   return 0
 

@@ -8,7 +8,7 @@ XLA:CPU differentiates at full speed inside the training loop's ``fori_loop``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -121,22 +121,36 @@ class _EncoderDecoder(nn.Module):
 
 
 class VAE(_EncoderDecoder):
-  """Gaussian encoder q(z|x) = N(mean, diag(exp(logvar))), prior N(0, I), Bernoulli decoder."""
-  outputs_per_code = 2   # mean and log-variance
+  """Gaussian encoder q(z|x) = N(mean, diag(exp(logvar))), prior N(0, I), Bernoulli decoder.
 
-  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Returns (mean, logvar) of q(z|x), each (batch, latent_dim)."""
+  With ``num_classes`` > 0, the conditional VAE (Sohn et al. 2015): q(z | x, y) and p(x | z, y)
+  take the one-hot of the label y beside the flattened image and the code (MLP encoder only)."""
+  outputs_per_code = 2   # mean and log-variance
+  num_classes: int = 0
+
+  def _with_label(self, h: jax.Array, y: Optional[jax.Array]) -> jax.Array:
+    if not self.num_classes:
+      return h
+    if y is None:
+      raise ValueError("a conditional VAE (model.num_classes > 0) needs the labels y.")
+    onehot = jax.nn.one_hot(y, self.num_classes, dtype=h.dtype)
+    return jnp.concatenate([h, jnp.broadcast_to(onehot, h.shape[:-1] + onehot.shape[-1:])], -1)
+
+  def encode(self, x: jax.Array, y: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
+    """Returns (mean, logvar) of q(z|x) (or q(z|x, y)), each (batch, latent_dim)."""
+    if self.num_classes:
+      x = self._with_label(x.reshape(x.shape[0], -1), y)
     mean, logvar = jnp.split(self.encoder(x), 2, axis=-1)
     return mean, logvar
 
-  def decode(self, z: jax.Array) -> jax.Array:
-    """Bernoulli logits of p(x|z); any leading batch axes of z are kept."""
-    return self.decoder(z)
+  def decode(self, z: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
+    """Bernoulli logits of p(x|z) (or p(x|z, y)); any leading batch axes of z are kept."""
+    return self.decoder(self._with_label(z, y))
 
-  def __call__(self, x: jax.Array, key: jax.Array):
-    mean, logvar = self.encode(x)
+  def __call__(self, x: jax.Array, key: jax.Array, y: Optional[jax.Array] = None):
+    mean, logvar = self.encode(x, y)
     z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
-    return self.decode(z), mean, logvar
+    return self.decode(z, y), mean, logvar
 
 
 class Autoencoder(_EncoderDecoder):

@@ -13,6 +13,7 @@ their statics bound from a config, which is all the training loop and the evalua
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from typing import Callable, Optional
 
@@ -35,14 +36,23 @@ class Family:
     eval_step(state, batch, key) -> metrics: one value per example (the loop averages them).
 
   Capabilities:
-    sample(state, key, num) -> num images in [0, 1].
+    sample(state, key, num) -> num images in [0, 1]; a conditional family (``num_classes`` > 0)
+      also takes ``labels`` (num,) int, the class of each sample.
     reconstruct(state, batch) -> images in [0, 1] through the family's code.
     encode(state, images) -> (batch, d) features of images in [0, 1]: the family's representation
       (a posterior mean, a code, hidden-unit probabilities), deterministic.
     log_likelihood(state, batch, key, *, k) -> per-example lower bound on log p(x) in nats with k
       importance samples (exact as k -> infinity).
-    inpaint(state, batch, key) -> (masked images, completed images): fills the bottom half of each
-      image given its top half.
+    decode(state, z) -> images in [0, 1] from codes z (batch, d): the inverse of ``encode`` for an
+      autoencoder, the generator for a GAN, the down-pass p(v | h) for an RBM.
+    prior(key, num) -> (num, d) codes drawn from the model's prior, the inputs of ``decode``.
+    interpolate(state, z_a, z_b, *, num, method) -> (batch, num, H, W, C) images along the path
+      from each code of ``z_a`` to that of ``z_b`` ('lerp' or 'slerp',
+      :func:`gen_jax.applications.interpolation.path`); set from ``decode`` for every family that
+      has one.
+    inpaint(state, batch, mask, key) -> completed images in [0, 1]: the pixels where the boolean
+      ``mask`` (batch-shaped, :mod:`gen_jax.applications.masks`) is False filled in by the family's
+      own method, named by ``inpaint_method``; the known pixels are returned bit-identical.
     final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
       run from the final state and the last test metrics (the RBM's AIS log Z and test NLL). Runs
       on the host (it jits what it needs); its keys are namespaced ('eval/...').
@@ -63,8 +73,21 @@ class Family:
   reconstruct: Optional[Callable] = None
   encode: Optional[Callable] = None
   log_likelihood: Optional[Callable] = None
+  decode: Optional[Callable] = None
+  prior: Optional[Callable] = None
+  interpolate: Optional[Callable] = None
   inpaint: Optional[Callable] = None
+  inpaint_method: Optional[str] = None
+  num_classes: int = 0
   final_metrics: Optional[Callable] = None
+
+  def __post_init__(self):
+    if (self.inpaint is None) != (self.inpaint_method is None):
+      raise ValueError("a family's inpaint needs its inpaint_method (a name for the cards).")
+    if self.interpolate is None and self.decode is not None:
+      from gen_jax.applications import interpolation  # pylint: disable=import-outside-toplevel
+      object.__setattr__(self, "interpolate",
+                         functools.partial(interpolation.path, self.decode))
 
 
 def get(name: str):

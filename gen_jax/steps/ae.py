@@ -10,6 +10,7 @@ import ml_collections
 import optax
 
 from gen_jax import optim
+from gen_jax.applications import completion
 from gen_jax.losses import densities
 from gen_jax.models.autoencoders import Autoencoder
 from gen_jax.state import TrainState
@@ -48,9 +49,24 @@ def encode(state: TrainState, images: jax.Array, *, model: Autoencoder) -> jax.A
   return model.apply({"params": state.params[NET]}, images, method=Autoencoder.encode)
 
 
+def decode(state: TrainState, z: jax.Array, *, model: Autoencoder) -> jax.Array:
+  """Bernoulli means of the decoder's p(x | code), images in [0, 1]."""
+  return jax.nn.sigmoid(model.apply({"params": state.params[NET]}, z, method=Autoencoder.decode))
+
+
 def reconstruct(state: TrainState, batch: dict, *, model: Autoencoder) -> jax.Array:
   """Bernoulli means of p(x | decode(encode(x)))."""
   return jax.nn.sigmoid(model.apply({"params": state.params[NET]}, batch["image"]))
+
+
+def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *,
+            model: Autoencoder, num_steps: int) -> jax.Array:
+  """Iterated projection (:func:`gen_jax.applications.completion.iterated_projection`):
+  reconstruct, keep the known pixels, ``num_steps`` times; deterministic (``key`` unused)."""
+  del key
+  return completion.iterated_projection(
+      batch["image"], mask, num_steps=num_steps,
+      reconstruct=lambda x: reconstruct(state, {"image": x}, model=model))
 
 
 def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int], *,
@@ -77,4 +93,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   p = functools.partial
   return Family(init=p(init_state, model=model, tx=tx, image_shape=tuple(image_shape)),
                 train_step=p(train_step, model=model), eval_step=p(eval_step, model=model),
-                reconstruct=p(reconstruct, model=model), encode=p(encode, model=model))
+                reconstruct=p(reconstruct, model=model), encode=p(encode, model=model),
+                decode=p(decode, model=model),
+                inpaint=p(inpaint, model=model, num_steps=config.apps.num_steps),
+                inpaint_method=f"iterated projection ({config.apps.num_steps} steps)")

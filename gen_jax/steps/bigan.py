@@ -70,6 +70,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax.applications import completion
+from gen_jax.applications import masks as masks_lib
 from gen_jax.losses import gan as gan_losses
 from gen_jax.models import autoencoders
 from gen_jax.models import gan as gan_models
@@ -270,6 +272,27 @@ def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, gen: nn.Modul
                          encode(state, batch["image"], enc=enc, encoder=encoder))
 
 
+def decode(state: TrainState, z: jax.Array, *, gen: nn.Module) -> jax.Array:
+  """G(z) in [0, 1] (G's EMA weights if kept)."""
+  return generate_images(gen, inference_params(state)[GEN], z)
+
+
+def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, enc: nn.Module,
+            gen: nn.Module, disc: nn.Module, loss: str, num_steps: int, learning_rate: float,
+            prior_weight: float, z_weight: float, encoder: str = "deterministic") -> jax.Array:
+  """Latent optimisation (:func:`gen_jax.applications.completion.latent_optimisation`) from the
+  encoder's code of the image with its missing pixels at the known ones' mean; the prior loss is
+  G's loss under the joint discriminator D(G(z), z)."""
+  del key  # deterministic: the start is E's code
+  images = batch["image"]
+  z0 = encode(state, masks_lib.known_mean_fill(images, mask), enc=enc, encoder=encoder)
+  disc_params = state.params[DISC]
+  return completion.latent_optimisation(
+      z0, images, mask, generate=lambda z: decode(state, z, gen=gen), num_steps=num_steps,
+      learning_rate=learning_rate, prior_weight=prior_weight, z_weight=z_weight,
+      adversarial=lambda x, z: gan_losses.gen_loss(loss, discriminate(disc, disc_params, x, z)))[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # From a config.
 
@@ -304,6 +327,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   tx = adversarial.optimizers(config, "BiGAN", (ENC, GEN), trains="the encoder and generator")
   enc, gen, disc = create_models(config, image_shape)
   shared = dict(loss=m.loss, encoder=m.encoder, prior=m.prior)
+  latent_opt, method = adversarial.latent_completion(config, "the encoder's code")
   p = functools.partial
   return Family(
       init=p(init_state, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, tx_enc=tx[ENC],
@@ -315,4 +339,8 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       sample=p(sample, gen=gen, z_dim=m.latent_dim, prior=m.prior),
       reconstruct=p(reconstruct, enc=enc, gen=gen, encoder=m.encoder),
       encode=p(encode, enc=enc, encoder=m.encoder),
+      decode=p(decode, gen=gen),
+      prior=lambda key, num: sample_prior(key, (num, m.latent_dim), m.prior),
+      inpaint=p(inpaint, enc=enc, gen=gen, disc=disc, loss=m.loss, encoder=m.encoder, **latent_opt),
+      inpaint_method=method,
   )

@@ -153,6 +153,40 @@ def reconstruct(state: TrainState, batch: dict, *, rbm1: RBM) -> jax.Array:
   return rbm_steps.reconstruct(state.replace(params={"rbm": state.params["rbm1"]}), batch, rbm=rbm1)
 
 
+def decode(state: TrainState, h1: jax.Array, *, rbm1: RBM, image_shape: Sequence[int]) -> jax.Array:
+  """The down-pass: the mean of p(v | h1) for first-layer states or probabilities ``h1``."""
+  return rbm_steps.decode(state.replace(params={"rbm": state.params["rbm1"]}), h1, rbm=rbm1,
+                          image_shape=image_shape)
+
+
+def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, rbm1: RBM,
+            rbm2: RBM, num_steps: int) -> jax.Array:
+  """Clamped Gibbs sampling in the DBN: each sweep draws h1 ~ q(h1 | v) (RBM 1's up-pass), one
+  Gibbs step of the top RBM (h1 -> h2 -> h1), then v ~ p(v | h1) with the known pixels clamped;
+  the missing pixels start from the base rate and end as the mean of p(v | h1) of the last sweep.
+  The up-pass is the DBN's approximate posterior, so the chain is approximate (the RBM's is exact)."""
+  p1, p2 = state.params["rbm1"], state.params["rbm2"]
+  images = batch["image"]
+  known = mask.reshape(mask.shape[0], -1)
+  x = images.reshape(images.shape[0], -1)
+  init_key, key = jax.random.split(key)
+  start = jax.random.bernoulli(init_key, state.extra["data_mean"], x.shape).astype(jnp.float32)
+
+  def down(k, v):
+    k1, k2, k3 = jax.random.split(k, 3)
+    h1 = rbm2.gibbs_step(k2, p2, rbm1.sample_hidden(k1, p1, v))
+    return h1, k3
+
+  def sweep(t, v):
+    h1, k = down(jax.random.fold_in(key, t), v)
+    return jnp.where(known, x, rbm1.sample_visible(k, p1, h1))
+
+  v = jax.lax.fori_loop(0, num_steps, sweep, jnp.where(known, x, start))
+  h1, _ = down(jax.random.fold_in(key, num_steps), v)
+  filled = jnp.where(known, x, jnp.clip(rbm1.visible_mean(p1, h1), 0.0, 1.0))
+  return filled.reshape(images.shape)
+
+
 def _ais(params, mean, rbm, key, num_runs, num_betas, schedule):
   return jax.device_get(ais.log_partition(key, params, jnp.asarray(ais.betas(schedule, num_betas)),
                                           base_rate_logits(mean), rbm=rbm, num_runs=num_runs))
@@ -210,6 +244,9 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
                num_steps=m.sample_steps),
       reconstruct=p(reconstruct, rbm1=rbm1),
       encode=p(encode, rbm1=rbm1),
+      decode=p(decode, rbm1=rbm1, image_shape=tuple(image_shape)),
+      inpaint=p(inpaint, rbm1=rbm1, rbm2=rbm2, num_steps=config.apps.num_steps),
+      inpaint_method=f"clamped Gibbs in the DBN ({config.apps.num_steps} sweeps)",
       final_metrics=(p(final_metrics, rbm1=rbm1, rbm2=rbm2, num_runs=a.num_runs,
                        num_betas=a.num_betas, schedule=a.schedule, seed=a.seed,
                        first_layer=a.first_layer) if a.num_runs else None),

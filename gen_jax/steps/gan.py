@@ -78,6 +78,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax.applications import completion
 from gen_jax.losses import gan as gan_losses
 from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
@@ -140,11 +141,15 @@ def init_state(key: jax.Array, *, gen: nn.Module, disc: nn.Module, z_dim: int,
 def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps: jax.Array, *,
                  disc: nn.Module, loss: str, gp_weight: Optional[float] = None,
                  label_smoothing: float = 0.0, r1_weight: float = 0.0, r1_every: int = 1,
-                 codes: Optional[jax.Array] = None, info_weight: Optional[float] = None):
+                 codes: Optional[jax.Array] = None, info_weight: Optional[float] = None,
+                 labels: Optional[jax.Array] = None, class_weight: float = 0.0):
   """Mean discriminator loss (with the gradient penalty for 'wgan_gp') and its parts.
 
   ``codes``: the categorical codes the fakes were drawn with (InfoGAN); D's Q head learns them,
-  ``info_weight`` times :func:`gen_jax.losses.gan.info_ce` is added to the loss.
+  ``info_weight`` times :func:`gen_jax.losses.gan.info_ce` is added to the loss. ``labels`` of the
+  real images with ``class_weight`` > 0 (ACGAN, Odena et al. 2017): Q also learns the real
+  images' classes, ``class_weight`` times its cross-entropy on them (``class_ce``), so that the
+  code becomes the class.
 
   ``r1_weight`` = gamma > 0 adds R1, gamma / 2 * r1_every * mean ||grad_x D(x)||^2 over the real
   images; a lazy caller that adds it on one step in ``r1_every`` passes that interval, so that the
@@ -152,13 +157,16 @@ def disc_loss_fn(disc_params, disc_stats, real: jax.Array, fake: jax.Array, eps:
   r1_every times the mean squared norm, so its mean over steps estimates the norm on every step.
   """
   stats_in = disc_stats
-  d_real, disc_stats = apply(disc, disc_params, disc_stats, real)
+  d_real, q_real, disc_stats = apply_q(disc, disc_params, disc_stats, real, bool(class_weight))
   d_fake, q_logits, disc_stats = apply_q(disc, disc_params, disc_stats, fake, codes is not None)
   info = 0.0 if codes is None else (adversarial.needed(info_weight, "info_weight", "with codes")
                                     * gan_losses.info_ce(q_logits, codes))
   value = gan_losses.disc_loss(loss, d_real, d_fake, label_smoothing).mean() + info
   aux = {"d_real_raw": d_real.mean(), "d_fake_raw": d_fake.mean(),
          "d_real": outputs(loss, d_real).mean(), "d_fake": outputs(loss, d_fake).mean()}
+  if class_weight:
+    aux["class_ce"] = gan_losses.info_ce(q_real, labels)
+    value = value + class_weight * aux["class_ce"]
   critic = lambda v: apply(disc, disc_params, stats_in, v)[0]
   if loss == "wgan_gp":
     adversarial.check_per_example(disc, "the gradient penalty")
@@ -197,7 +205,8 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
                gp_weight: Optional[float] = None, clip: float = 0.0, label_smoothing: float = 0.0,
                top_k: float = 1.0, top_k_decay: Optional[float] = None,
                top_k_decay_steps: Optional[int] = None, r1_weight: float = 0.0, r1_every: int = 1,
-               cat_dim: int = 0, info_weight: Optional[float] = None) -> tuple[TrainState, dict]:
+               cat_dim: int = 0, info_weight: Optional[float] = None,
+               class_weight: float = 0.0) -> tuple[TrainState, dict]:
   """``n_critic`` discriminator updates, one generator update, one EMA update; one step.
 
   ``label_smoothing`` > 0: D's target for real images is 1 - label_smoothing (one-sided, logit
@@ -209,22 +218,35 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
   ``cat_dim`` > 0: InfoGAN; the noise carries a categorical code (:func:`latent`) that D's Q head
   (``q_dim`` = ``cat_dim``) learns to read off the fakes in D's steps and G learns to make
   readable in its step, each with weight ``info_weight``; ``info_ce`` is logged.
+  ``class_weight`` > 0: ACGAN (Odena et al. 2017), the code is the class: Q also learns the real
+  images' ``batch["label"]`` (weight ``class_weight``; ``class_ce`` is logged), and a sample of
+  class y is drawn with code y (``sample(..., labels=y)``).
   """
   adversarial.check_loss(loss, "GAN")
   real_all = critic_minibatches(to_model_range(batch["image"], output), n_critic)
   m = real_all.shape[0]
+  labels_all = None
+  if class_weight:
+    if "label" not in batch:
+      raise ValueError("model.class_weight > 0 (ACGAN) trains on labels, and the batches have none: "
+                       "use a labelled dataset.")
+    labels_all = critic_minibatches(batch["label"], n_critic)
 
   names = ["d_real_raw", "d_fake_raw", "d_real", "d_fake", "disc_grad_norm", "disc_loss"]
   if loss == "wgan_gp":
     names += ["gp", "gp_grad_norm"]
   if r1_weight:
     names += ["r1_grad_sq"]
+  if class_weight:
+    names += ["class_ce"]
   sums = {k: jnp.zeros((), jnp.float32) for k in names}
 
   def critic_step(i, carry):
     state, sums = carry
     z_key, eps_key = jax.random.split(jax.random.fold_in(state.step_key(0), i))
     real = jax.lax.dynamic_index_in_dim(real_all, i, axis=1, keepdims=False)
+    labels = (None if labels_all is None else
+              jax.lax.dynamic_index_in_dim(labels_all, i, axis=1, keepdims=False))
     g_in, codes = latent(z_key, m, z_dim, cat_dim)
     fake, _ = apply(gen, state.params[GEN], batch_stats(state, GEN), g_in)
     disc_grads = functools.partial(
@@ -232,7 +254,7 @@ def train_step(state: TrainState, batch: dict, *, gen: nn.Module, disc: nn.Modul
         batch_stats(state, DISC),
         real, jax.lax.stop_gradient(fake), jax.random.uniform(eps_key, (m,)), disc=disc,
         loss=loss, gp_weight=gp_weight, label_smoothing=label_smoothing, codes=codes,
-        info_weight=info_weight)
+        info_weight=info_weight, labels=labels, class_weight=class_weight)
     if r1_weight and r1_every > 1:
       def without_r1():
         (value, (aux, disc_stats)), grads = disc_grads()
@@ -286,15 +308,23 @@ def generate(state: TrainState, z: jax.Array, *, gen: nn.Module, standing_num: i
   fixed noise vectors (a function of the run's key only) through the same weights. ``z`` is the
   input of :func:`latent`, with ``cat_dim`` one-hot code columns at its end.
   """
+  return generator(state, gen=gen, standing_num=standing_num, z_dim=z.shape[-1] - cat_dim,
+                   ema=ema, cat_dim=cat_dim)(z)
+
+
+def generator(state: TrainState, *, gen: nn.Module, standing_num: int, z_dim: int,
+              ema: bool = True, cat_dim: int = 0):
+  """The function z -> :func:`generate` (state, z), its standing statistics computed once (for a
+  loop that calls G many times, such as latent optimisation)."""
   params = (adversarial.inference_params(state) if ema else state.params)[GEN]
   stats = batch_stats(state, GEN)
   if stats is None:
-    return apply(gen, params, None, z, train=False)[0]
-  z_standing, _ = latent(jax.random.fold_in(state.key, _STANDING_SALT), standing_num,
-                         z.shape[-1] - cat_dim, cat_dim)
+    return lambda z: apply(gen, params, None, z, train=False)[0]
+  z_standing, _ = latent(jax.random.fold_in(state.key, _STANDING_SALT), standing_num, z_dim,
+                         cat_dim)
   # momentum 0: the "running averages" after one batch are exactly that batch's statistics.
   _, standing = apply(gen.clone(bn_momentum=0.0), params, stats, z_standing, train=True)
-  return apply(gen, params, standing, z, train=False)[0]
+  return lambda z: apply(gen, params, standing, z, train=False)[0]
 
 
 def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module, disc: nn.Module,
@@ -324,14 +354,48 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, gen: nn.Module,
   return out
 
 
-def sample(state: TrainState, key: jax.Array, num: int, *, gen: nn.Module, z_dim: int,
-           output: str, standing_num: int, cat_dim: int = 0,
+def sample(state: TrainState, key: jax.Array, num: int, labels: Optional[jax.Array] = None, *,
+           gen: nn.Module, z_dim: int, output: str, standing_num: int, cat_dim: int = 0,
            codes: Optional[jax.Array] = None) -> jax.Array:
   """``num`` images in [0, 1] from the EMA generator, z ~ N(0, I) (and, with ``cat_dim``, a
-  uniform categorical code, or the given ``codes``: see :func:`latent`)."""
-  z, _ = latent(key, num, z_dim, cat_dim, codes)
+  uniform categorical code, or the given ``codes``: see :func:`latent`). ``labels`` (ACGAN, whose
+  code is the class) are the codes."""
+  z, _ = latent(key, num, z_dim, cat_dim, codes if labels is None else labels)
   return to_unit_range(generate(state, z, gen=gen, standing_num=standing_num, cat_dim=cat_dim),
                        output)
+
+
+def decode(state: TrainState, z: jax.Array, *, gen: nn.Module, output: str, standing_num: int,
+           cat_dim: int = 0) -> jax.Array:
+  """G(z) in [0, 1] (EMA weights if kept), ``z`` as :func:`latent` makes it."""
+  return to_unit_range(generate(state, z, gen=gen, standing_num=standing_num, cat_dim=cat_dim),
+                       output)
+
+
+def prior(key: jax.Array, num: int, *, z_dim: int, cat_dim: int = 0) -> jax.Array:
+  """The generator's inputs for ``num`` samples (:func:`latent`)."""
+  return latent(key, num, z_dim, cat_dim)[0]
+
+
+def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, gen: nn.Module,
+            disc: nn.Module, z_dim: int, loss: str, output: str, standing_num: int, num_steps: int,
+            learning_rate: float, prior_weight: float, z_weight: float,
+            cat_dim: int = 0) -> jax.Array:
+  """Latent optimisation (:func:`gen_jax.applications.completion.latent_optimisation`) from a
+  prior draw: the z whose G(z) matches the known pixels, with ``prior_weight`` times the
+  generator's loss under D (Yeh et al.'s prior loss) and ``z_weight`` times ||z||^2 / 2."""
+  g = generator(state, gen=gen, standing_num=standing_num, z_dim=z_dim, cat_dim=cat_dim)
+
+  def adversarial_loss(x, z):
+    del z
+    d, _ = apply(disc, state.params[DISC], batch_stats(state, DISC), to_model_range(x, output))
+    return gan_losses.gen_loss(loss, d)
+
+  z0 = prior(key, batch["image"].shape[0], z_dim=z_dim, cat_dim=cat_dim)
+  return completion.latent_optimisation(
+      z0, batch["image"], mask, generate=lambda z: to_unit_range(g(z), output),
+      num_steps=num_steps, learning_rate=learning_rate, prior_weight=prior_weight, adversarial=adversarial_loss,
+      z_weight=z_weight)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,6 +442,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if m.cat_dim < 0 or m.cat_dim == 1:
     raise ValueError(f"model.cat_dim={m.cat_dim} is the number of categories of InfoGAN's code: "
                      "set it to 0 (no code) or at least 2 (10 for the digits of MNIST).")
+  if m.class_weight < 0 or (m.class_weight and m.cat_dim != 10):
+    raise ValueError(f"model.class_weight={m.class_weight} (ACGAN: the code is the class) needs "
+                     f"model.cat_dim equal to the number of classes (10), not {m.cat_dim}; "
+                     "class_weight=0 is the unconditional GAN.")
 
 
 def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Family:
@@ -390,6 +458,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   classifier = adversarial.load_classifier(config, image_shape)
   shared = dict(z_dim=m.z_dim, cat_dim=m.cat_dim)
   draw = dict(gen=gen, output=m.gen_output, standing_num=m.standing_stats_num, **shared)
+  latent_opt, method = adversarial.latent_completion(config, "a prior draw")
   p = functools.partial
   return Family(
       init=p(init_state, gen=gen, disc=disc, tx_gen=tx[GEN], tx_disc=tx[DISC],
@@ -399,9 +468,14 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
                    label_smoothing=m.label_smoothing, top_k=m.gen_top_k,
                    top_k_decay=m.gen_top_k_decay, top_k_decay_steps=m.gen_top_k_decay_steps,
                    r1_weight=m.r1_weight, r1_every=m.r1_every, info_weight=m.info_weight,
-                   **shared),
+                   class_weight=m.class_weight, **shared),
       eval_step=p(eval_step, disc=disc, loss=m.loss, classifier=classifier, **draw),
       sample=p(sample, **draw),
+      decode=p(decode, **{k: v for k, v in draw.items() if k != "z_dim"}),
+      prior=p(prior, **shared),
+      inpaint=p(inpaint, disc=disc, loss=m.loss, **draw, **latent_opt),
+      inpaint_method=method,
+      num_classes=m.cat_dim if m.class_weight else 0,
       final_metrics=None if classifier is None else p(
           adversarial.final_sample_scores, sample=p(sample, **draw), classifier=classifier,
           num_samples=config.eval.is_num_samples, seed=config.eval.is_seed, cat_dim=m.cat_dim),

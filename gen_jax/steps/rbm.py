@@ -163,30 +163,37 @@ def reconstruct(state: TrainState, batch: dict, *, rbm: RBM) -> jax.Array:
   return jnp.clip(rbm.visible_mean(params, rbm.hidden_probs(params, _flat(x))), 0, 1).reshape(x.shape)
 
 
-def inpaint(state: TrainState, batch: dict, key: jax.Array, *, rbm: RBM,
-            num_steps: int) -> tuple[jax.Array, jax.Array]:
-  """Fills the bottom half of each image by clamped Gibbs sampling given its top half.
+def decode(state: TrainState, h: jax.Array, *, rbm: RBM, image_shape: Sequence[int]) -> jax.Array:
+  """The mean of p(v | h) for hidden states or probabilities ``h`` (batch, num_hidden)."""
+  v = rbm.visible_mean(state.params[NET], h)
+  return jnp.clip(v, 0.0, 1.0).reshape(h.shape[0], *image_shape)
 
-  The unknown pixels start from the base-rate model (the training pixel means); returns (the
-  masked input with the unknown half at 0.5, the completed images: known pixels as given, unknown
-  ones the mean of p(v | h) after the last sweep), both in [0, 1] with the batch's shape.
-  """
-  params = state.params[NET]
-  x = batch["image"]
-  height = x.shape[1]
-  rows = jnp.arange(height)[None, :, None, None] < height // 2
-  known = _flat(jnp.broadcast_to(rows, x.shape))
+
+def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, rbm: RBM,
+            num_steps: int) -> jax.Array:
+  """Clamped Gibbs sampling: the pixels where ``mask`` is False resampled from p(v | h) for
+  ``num_steps`` sweeps with the known ones clamped, starting from the base-rate model (the training
+  pixel means); returns the known pixels as given and, on the others, the mean of p(v | h) after
+  the last sweep, with the batch's shape."""
+  return clamped_gibbs(state.params[NET], state.extra["data_mean"], batch["image"], mask, key,
+                       rbm=rbm, num_steps=num_steps)
+
+
+def clamped_gibbs(params, data_mean: jax.Array, images: jax.Array, mask: jax.Array,
+                  key: jax.Array, *, rbm: RBM, num_steps: int) -> jax.Array:
+  """:func:`inpaint` for one RBM's ``params`` and the base rate ``data_mean`` of its visible units
+  (the DBN completes with its bottom RBM's down-pass through this too)."""
+  known = _flat(mask)
+  x = _flat(images)
   init_key, chain_key, last_key = jax.random.split(key, 3)
-  mean = state.extra["data_mean"]
   if rbm.gaussian:
-    start = mean + rbm.sigma * jax.random.normal(init_key, known.shape)
+    start = data_mean + rbm.sigma * jax.random.normal(init_key, known.shape)
   else:
-    start = jax.random.bernoulli(init_key, mean, known.shape).astype(jnp.float32)
-  v = jnp.where(known, _flat(x), start)
-  v = rbm.clamped_gibbs(chain_key, params, v, known, num_steps)
-  filled = jnp.where(known, v, rbm.visible_mean(params, rbm.sample_hidden(last_key, params, v)))
-  masked = jnp.where(known, _flat(x), 0.5)
-  return masked.reshape(x.shape), jnp.clip(filled, 0.0, 1.0).reshape(x.shape)
+    start = jax.random.bernoulli(init_key, data_mean, known.shape).astype(jnp.float32)
+  v = rbm.clamped_gibbs(chain_key, params, jnp.where(known, x, start), known, num_steps)
+  filled = jnp.where(known, x, jnp.clip(
+      rbm.visible_mean(params, rbm.sample_hidden(last_key, params, v)), 0.0, 1.0))
+  return filled.reshape(images.shape)
 
 
 def base_vbias(state: TrainState, *, rbm: RBM) -> jax.Array:
@@ -261,7 +268,9 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       sample=p(sample, rbm=rbm, image_shape=tuple(image_shape), num_steps=m.sample_steps),
       reconstruct=p(reconstruct, rbm=rbm),
       encode=p(encode, rbm=rbm),
-      inpaint=p(inpaint, rbm=rbm, num_steps=m.sample_steps),
+      decode=p(decode, rbm=rbm, image_shape=tuple(image_shape)),
+      inpaint=p(inpaint, rbm=rbm, num_steps=config.apps.num_steps),
+      inpaint_method=f"clamped Gibbs ({config.apps.num_steps} sweeps)",
       final_metrics=(p(final_metrics, rbm=rbm, num_runs=a.num_runs, num_betas=a.num_betas,
                        schedule=a.schedule, seed=a.seed) if a.num_runs else None),
   )

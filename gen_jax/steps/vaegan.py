@@ -81,6 +81,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax.applications import completion
+from gen_jax.applications import masks as masks_lib
 from gen_jax.losses import gan as gan_losses
 from gen_jax.losses import densities
 from gen_jax.models import autoencoders
@@ -282,6 +284,32 @@ def reconstruct(state: TrainState, batch: dict, *, enc: nn.Module, dec: nn.Modul
                                       encode(state, batch["image"], enc=enc)))
 
 
+def decode(state: TrainState, z: jax.Array, *, dec: nn.Module) -> jax.Array:
+  """Dec(z) in [0, 1] (Dec's EMA weights if kept)."""
+  return jax.nn.sigmoid(decode_logits(dec, inference_params(state)[DEC], z))
+
+
+def prior(key: jax.Array, num: int, *, latent_dim: int) -> jax.Array:
+  """z ~ N(0, I), (num, latent_dim)."""
+  return jax.random.normal(key, (num, latent_dim))
+
+
+def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, enc: nn.Module,
+            dec: nn.Module, disc: nn.Module, loss: str, num_steps: int, learning_rate: float,
+            prior_weight: float, z_weight: float) -> jax.Array:
+  """Latent optimisation (:func:`gen_jax.applications.completion.latent_optimisation`) from the
+  posterior mean of the image with its missing pixels at the known ones' mean; the prior loss is
+  Dec's GAN loss under Dis."""
+  del key  # deterministic: the start is Enc's mean
+  images = batch["image"]
+  z0 = encode(state, masks_lib.known_mean_fill(images, mask), enc=enc)
+  disc_params = state.params[DISC]
+  return completion.latent_optimisation(
+      z0, images, mask, generate=lambda z: decode(state, z, dec=dec), num_steps=num_steps,
+      learning_rate=learning_rate, prior_weight=prior_weight, z_weight=z_weight,
+      adversarial=lambda x, z: gan_losses.gen_loss(loss, discriminate(disc, disc_params, x)[0]))[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # From a config.
 
@@ -314,6 +342,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   tx = adversarial.optimizers(config, "VAE-GAN", (ENC, DEC), trains="Enc and Dec")
   m = config.model
   nets = dict(enc=enc, dec=dec, disc=disc, latent_dim=m.latent_dim, loss=m.loss)
+  latent_opt, method = adversarial.latent_completion(config, "the encoder's mean")
   p = functools.partial
   return Family(
       init=p(init_state, enc=enc, dec=dec, disc=disc, latent_dim=m.latent_dim, tx_enc=tx[ENC],
@@ -325,4 +354,8 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       sample=p(sample, dec=dec, latent_dim=m.latent_dim),
       reconstruct=p(reconstruct, enc=enc, dec=dec),
       encode=p(encode, enc=enc),
+      decode=p(decode, dec=dec),
+      prior=p(prior, latent_dim=m.latent_dim),
+      inpaint=p(inpaint, enc=enc, dec=dec, disc=disc, loss=m.loss, **latent_opt),
+      inpaint_method=method,
   )
