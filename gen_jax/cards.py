@@ -183,9 +183,39 @@ def applications(cards: Sequence[Mapping[str, Any]]) -> str:
       [f"{m}: PSNR dB | {m}: accuracy" for m in masks]
       + ["PPL (encoder)", "PPL (prior)", "seconds, all of it"])
       + " |\n|---|---|" + "---|" * len(columns) + "\n")
-  order = sorted(rows, key=lambda m: (m == "real images", m == "known-pixel mean", m))
-  return head + "".join(f"| {m} | {rows[m].get('method', '—')} | "
+  order = sorted((m for m in rows if any(k in rows[m] for k in columns if k != "secs")),
+                 key=lambda m: (m == "real images", m == "known-pixel mean", m))
+  text = head + "".join(f"| {m} | {rows[m].get('method', '—')} | "
                         + " | ".join(rows[m].get(k, "—") for k in columns) + " |\n" for m in order)
+  return text + _conditional(cards)
+
+
+CONDITIONAL = (("conditional_accuracy", "samples of the requested class"),
+               ("cas", "CAS: trained on generated"), ("cas_real", "trained on as many real"),
+               ("cas_few_real", "few real labels"),
+               ("cas_few_real_plus_generated", "few real + generated"))
+
+
+def _conditional(cards: Sequence[Mapping[str, Any]]) -> str:
+  """The conditional families' table of :func:`applications` (empty without such cards): the
+  real-data references (``cas_real``, ``cas_few_real``) are shown in the row of each model whose
+  run measured them."""
+  rows: dict[str, dict[str, str]] = {}
+  names = dict(CONDITIONAL)
+  for c in cards:
+    if c["metric"] not in names:
+      continue
+    model = str(c.get("model"))
+    if c["metric"] in ("cas_real", "cas_few_real"):   # measured with each model's run
+      model = next((str(o["model"]) for o in cards if o["metric"] == "cas"
+                    and o.get("config_hash") == c.get("config_hash")), model)
+    rows.setdefault(model, {})[c["metric"]] = f"{100 * c['value']:.2f} %"
+  if not rows:
+    return ""
+  head = ("\n| conditional model | " + " | ".join(n for _, n in CONDITIONAL) + " |\n|---|"
+          + "---|" * len(CONDITIONAL) + "\n")
+  return head + "".join(f"| {m} | " + " | ".join(rows[m].get(k, "—") for k, _ in CONDITIONAL)
+                        + " |\n" for m in sorted(rows))
 
 
 def _fill(text: str, begin: str, end: str, body: str, readme) -> str:
