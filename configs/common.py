@@ -68,6 +68,7 @@ def apps(**overrides) -> ml_collections.ConfigDict:
       learning_rate=0.05,    # latent optimisation: Adam's step on z
       prior_weight=0.0,      # latent optimisation: weight of D's generator loss (Yeh et al.)
       z_weight=0.0,          # latent optimisation: weight of ||z||^2 / 2 (the Gaussian prior)
+      restarts=1,            # latent optimisation from prior draws: starts per image, best kept
       interpolation="slerp",  # 'lerp' or 'slerp', for prior draws; encodings use 'lerp'
       num_pairs=8,           # rows of the interpolation grids
       path_points=10,        # images per row

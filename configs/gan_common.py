@@ -43,6 +43,9 @@ def base() -> ml_collections.ConfigDict:
       info_weight=1.0,               #   values in the noise, and D's Q head; lambda of its term
       class_weight=0.0,              # > 0: ACGAN, Q also learns the real labels (cat_dim = 10)
   ))
+  # --mode=apps: latent optimisation from 4 prior draws per image, the best kept (from 1 draw,
+  # the MLP GAN's bottom-half completions were classified right 67 % of the time; from 4, 79 %).
+  c.apps.restarts = 4
   # Radford et al. (DCGAN): Adam, learning rate 2e-4, beta1 0.5, for both networks.
   # decay_steps > 0: cosine decay of the learning rate to 0 over that many updates of the network.
   c.optimizer = common.optimizer(learning_rate=2e-4, b1=0.5)

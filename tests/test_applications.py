@@ -126,6 +126,12 @@ def test_latent_optimisation_recovers_the_code_of_a_fixed_generator():
   np.testing.assert_allclose(z, z_true, atol=1e-3)
   np.testing.assert_allclose(filled, x, atol=1e-3)   # the missing half follows from the code
   np.testing.assert_array_equal(np.asarray(filled)[:, :2], np.asarray(x)[:, :2])
+  # Restarts: each image keeps its best start (here the true code, among far ones).
+  starts = jnp.stack([z_true + 3.0, z_true, z_true - 3.0]).at[1, 0].set(z_true[0] + 3.0)
+  _, z = completion.latent_optimisation(starts, x, mask, generate=generate, num_steps=0,
+                                        learning_rate=0.002)
+  np.testing.assert_array_equal(z[1:], z_true[1:])
+  assert not np.allclose(z[0], z_true[0])
 
 
 def test_iterated_projection_reaches_the_fixed_point_of_a_contraction():

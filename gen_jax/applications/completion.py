@@ -136,27 +136,36 @@ def latent_optimisation(z0: jax.Array, images: jax.Array, mask: jax.Array, *, ge
   summed over the batch (every example's z has its own gradient). ``generate(z)`` -> images in
   [0, 1]; ``adversarial(images, z)`` -> per-example generator loss under the discriminator (Yeh
   et al.'s prior loss; None: no such term); the last term is the Gaussian prior's -log p(z).
+  ``z0`` of shape (restarts, batch, d): that many starts per image, all optimised together; each
+  image keeps the code of the lowest final loss.
   """
   if prior_weight and adversarial is None:
     raise ValueError("latent optimisation: prior_weight > 0 needs the discriminator's loss "
                      "(adversarial=...).")
+  restarts = z0.shape[0] if z0.ndim == 3 else 1
+  z0 = z0.reshape(-1, z0.shape[-1])
+  tiled = lambda a: jnp.tile(a, (restarts,) + (1,) * (a.ndim - 1))
+  all_images, all_mask = tiled(images), tiled(mask)
 
-  def loss(z):
+  def per_example(z):
     x = generate(z)
-    total = context_loss(x, images, mask) + 0.5 * z_weight * jnp.sum(z * z, axis=-1)
+    total = context_loss(x, all_images, all_mask) + 0.5 * z_weight * jnp.sum(z * z, axis=-1)
     if prior_weight:
       total = total + prior_weight * adversarial(x, z)
-    return jnp.sum(total)
+    return total
 
   tx = optax.adam(learning_rate)
 
   def step(_, carry):
     z, opt = carry
-    grads = jax.grad(loss)(z)
+    grads = jax.grad(lambda z: jnp.sum(per_example(z)))(z)
     updates, opt = tx.update(grads, opt, z)
     return optax.apply_updates(z, updates), opt
 
   z, _ = jax.lax.fori_loop(0, num_steps, step, (z0, tx.init(z0)))
+  if restarts > 1:
+    best = jnp.argmin(per_example(z).reshape(restarts, -1), axis=0)
+    z = jnp.take_along_axis(z.reshape(restarts, -1, z.shape[-1]), best[None, :, None], 0)[0]
   return paste(images, mask, generate(z)), z
 
 

@@ -270,17 +270,25 @@ def needed(value, name: str, when: str):
 # Completion by latent optimisation (gen_jax.applications.completion), from a config.
 
 
-def latent_completion(config: ml_collections.ConfigDict, start: str) -> dict:
+def latent_completion(config: ml_collections.ConfigDict, start: str,
+                      restarts: bool = False) -> dict:
   """``config.apps``'s latent-optimisation settings as keyword arguments of the families'
   ``inpaint``, and ``inpaint_method``: the name of the method for the cards (``start``: where z
-  starts, 'a prior draw' or 'the encoder')."""
+  starts, 'a prior draw' or 'the encoder'; ``restarts``: several prior draws per image,
+  ``apps.restarts``)."""
   a = config.apps
+  if restarts and a.restarts < 1:
+    raise ValueError(f"apps.restarts={a.restarts}: latent optimisation needs at least 1 start.")
   if a.num_steps < 0 or a.learning_rate <= 0 or a.prior_weight < 0 or a.z_weight < 0:
     raise ValueError(f"apps: latent optimisation needs num_steps >= 0 (got {a.num_steps}), "
                      f"learning_rate > 0 ({a.learning_rate}), prior_weight >= 0 ({a.prior_weight}) "
                      f"and z_weight >= 0 ({a.z_weight}).")
   terms = "context L1" + (f" + {a.prior_weight:g} x D's loss" if a.prior_weight else "") + (
       f" + {a.z_weight:g} x |z|^2/2" if a.z_weight else "")
-  return dict(num_steps=a.num_steps, learning_rate=a.learning_rate, prior_weight=a.prior_weight,
-              z_weight=a.z_weight), (f"latent optimisation (Yeh et al. 2017) from {start}: {terms}, "
-                                     f"{a.num_steps} Adam steps of {a.learning_rate:g}")
+  kwargs = dict(num_steps=a.num_steps, learning_rate=a.learning_rate,
+                prior_weight=a.prior_weight, z_weight=a.z_weight)
+  if restarts:
+    kwargs["restarts"] = a.restarts
+    start = f"{a.restarts} {start}s, the best kept" if a.restarts > 1 else f"a {start}"
+  return kwargs, (f"latent optimisation (Yeh et al. 2017) from {start}: {terms}, "
+                  f"{a.num_steps} Adam steps of {a.learning_rate:g}")

@@ -379,11 +379,12 @@ def prior(key: jax.Array, num: int, *, z_dim: int, cat_dim: int = 0) -> jax.Arra
 
 def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, gen: nn.Module,
             disc: nn.Module, z_dim: int, loss: str, output: str, standing_num: int, num_steps: int,
-            learning_rate: float, prior_weight: float, z_weight: float,
+            learning_rate: float, prior_weight: float, z_weight: float, restarts: int = 1,
             cat_dim: int = 0) -> jax.Array:
-  """Latent optimisation (:func:`gen_jax.applications.completion.latent_optimisation`) from a
-  prior draw: the z whose G(z) matches the known pixels, with ``prior_weight`` times the
-  generator's loss under D (Yeh et al.'s prior loss) and ``z_weight`` times ||z||^2 / 2."""
+  """Latent optimisation (:func:`gen_jax.applications.completion.latent_optimisation`) from
+  ``restarts`` prior draws per image: the z whose G(z) matches the known pixels, with
+  ``prior_weight`` times the generator's loss under D (Yeh et al.'s prior loss) and ``z_weight``
+  times ||z||^2 / 2."""
   g = generator(state, gen=gen, standing_num=standing_num, z_dim=z_dim, cat_dim=cat_dim)
 
   def adversarial_loss(x, z):
@@ -391,7 +392,8 @@ def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, 
     d, _ = apply(disc, state.params[DISC], batch_stats(state, DISC), to_model_range(x, output))
     return gan_losses.gen_loss(loss, d)
 
-  z0 = prior(key, batch["image"].shape[0], z_dim=z_dim, cat_dim=cat_dim)
+  num = batch["image"].shape[0]
+  z0 = prior(key, restarts * num, z_dim=z_dim, cat_dim=cat_dim).reshape(restarts, num, -1)
   return completion.latent_optimisation(
       z0, batch["image"], mask, generate=lambda z: to_unit_range(g(z), output),
       num_steps=num_steps, learning_rate=learning_rate, prior_weight=prior_weight, adversarial=adversarial_loss,
@@ -458,7 +460,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   classifier = adversarial.load_classifier(config, image_shape)
   shared = dict(z_dim=m.z_dim, cat_dim=m.cat_dim)
   draw = dict(gen=gen, output=m.gen_output, standing_num=m.standing_stats_num, **shared)
-  latent_opt, method = adversarial.latent_completion(config, "a prior draw")
+  latent_opt, method = adversarial.latent_completion(config, "prior draw", restarts=True)
   p = functools.partial
   return Family(
       init=p(init_state, gen=gen, disc=disc, tx_gen=tx[GEN], tx_disc=tx[DISC],
