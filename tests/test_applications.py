@@ -219,7 +219,7 @@ def test_apps_suite_writes_cards_for_every_mask_and_the_floor(trained_ae):
   config.apps.num_steps = 5
   written = suite.evaluate_workdir(config, workdir, command="test")
   by = {(c["model"], c["metric"], c.get("mask")): c for c in written}
-  assert by[("real images", "completion_accuracy", None)]["value"] > 0.95
+  assert by[("real images (300 images)", "completion_accuracy", None)]["value"] > 0.95
   assert by[(workdir.name, "completion_psnr", "bottom")]["method"] == "iterated projection (5 steps)"
   # The cards hold what the family's own inpaint and the floor give on those images (one batch:
   # its key is fold_in(PRNGKey(seed), 0)).
@@ -231,7 +231,7 @@ def test_apps_suite_writes_cards_for_every_mask_and_the_floor(trained_ae):
   mask = masks.make("random_80", (28, 28, 1), num=300, key=mask_key)
   x = jnp.asarray(images)
   for who, filled in ((workdir.name, run.family.inpaint(state, {"image": x}, mask, run_key)),
-                      ("known-pixel mean", masks.known_mean_fill(x, mask))):
+                      ("known-pixel mean (300 images)", masks.known_mean_fill(x, mask))):
     errors = completion.missing_pixel_errors(filled, x, mask)
     assert by[(who, "completion_mse", "random_80")]["value"] == pytest.approx(
         float(np.mean(errors["mse"])), rel=1e-5)

@@ -9,8 +9,9 @@ test images of ``apps.dataset`` (grey levels in [0, 1], the same images for ever
   (``Family.inpaint_method``): cards ``completion_mse`` and ``completion_psnr`` (over the missing
   pixels only; PSNR the mean of per-image values in dB, ± its standard error) and
   ``completion_accuracy`` (the domain classifier's accuracy on the completed images against the
-  true labels); the same three for the known-pixel-mean fill (model ``known-pixel mean``: the
-  floor) and the classifier's accuracy on the real images (``real images``: the ceiling);
+  true labels); the same three for the known-pixel-mean fill (model ``known-pixel mean (N
+  images)``: the floor) and the classifier's accuracy on the real images (``real images (N
+  images)``: the ceiling);
   ``<workdir>/apps/completion_<mask>.png``: rows of (masked input, completion, original);
 * **conditional generation**, for conditional families (``Family.num_classes``): the domain
   classifier's accuracy on ``apps.cas_num`` samples of the requested classes
@@ -44,6 +45,9 @@ from gen_jax import run as run_lib
 from gen_jax.applications import completion, conditional, interpolation
 from gen_jax.applications import masks as masks_lib
 from gen_jax.metrics import networks
+
+
+FLOOR, CEILING = "known-pixel mean", "real images"   # the model names of their cards
 
 
 def dataset_of(config: ml_collections.ConfigDict) -> str:
@@ -151,16 +155,18 @@ def completion_cards(family, state, config: ml_collections.ConfigDict,
     add("completion_psnr", result["psnr"], who=who, unit="dB", **extra)
     add("completion_accuracy", result["correct"], who=who, unit="fraction", stderr=False, **extra)
 
-  # Ceiling: the classifier on the real images.
+  # Ceiling: the classifier on the real images; the floor and it are named with the image count,
+  # as a run may complete fewer than the whole split (apps.num_images).
+  floor_name, ceiling_name = (f"{what} ({len(images)} images)" for what in (FLOOR, CEILING))
   _, probs = networks.outputs(net, images)
-  add("completion_accuracy", probs.argmax(-1) == labels, who="real images", unit="fraction",
+  add("completion_accuracy", probs.argmax(-1) == labels, who=ceiling_name, unit="fraction",
       stderr=False, method="the real image", seeds={})
   floor = jax.jit(lambda state, x, mask, key: masks_lib.known_mean_fill(x, mask))
   inpaint = jax.jit(lambda state, x, mask, key: family.inpaint(state, {"image": x}, mask, key))
   for mask_name in a.masks:
     result = complete(floor, state, images, labels, mask_name, net, batch_size=a.batch_size,
                       seed=a.seed)
-    add_all(result, "known-pixel mean", "the mean of the known pixels", mask_name, None)
+    add_all(result, floor_name, "the mean of the known pixels", mask_name, None)
     t0 = time.time()
     result = complete(inpaint, state, images, labels, mask_name, net, batch_size=a.batch_size,
                       seed=a.seed)

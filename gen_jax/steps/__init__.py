@@ -53,6 +53,9 @@ class Family:
     inpaint(state, batch, mask, key) -> completed images in [0, 1]: the pixels where the boolean
       ``mask`` (batch-shaped, :mod:`gen_jax.applications.masks`) is False filled in by the family's
       own method, named by ``inpaint_method``; the known pixels are returned bit-identical.
+    inpaint_method: that method's name and settings, for the cards.
+    num_classes: > 0 for a conditional family (ACGAN, the conditional VAE): ``sample`` takes
+      ``labels``, and ``train_step``, ``eval_step`` and ``reconstruct`` read ``batch["label"]``.
     final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
       run from the final state and the last test metrics (the RBM's AIS log Z and test NLL). Runs
       on the host (it jits what it needs); its keys are namespaced ('eval/...').
