@@ -331,3 +331,11 @@ def test_conditional_vae_decodes_given_the_label_and_needs_labels():
   config.model.arch = "conv"
   with pytest.raises(ValueError, match="MLP encoder"):
     vae_steps.from_config(config, (28, 28, 1))
+
+
+def test_apps_use_labelled_grey_images_even_for_binarized_training_data():
+  config = tiny_config("rbm_mnist")
+  assert config.dataset.name == "binarized_mnist"
+  assert suite.dataset_of(config) == "mnist"             # Larochelle's split has no labels
+  config.apps.dataset = "fashion_mnist"
+  assert suite.dataset_of(config) == "fashion_mnist"
