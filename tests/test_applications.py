@@ -224,7 +224,7 @@ def test_apps_suite_writes_cards_for_every_mask_and_the_floor(trained_ae):
   # The cards hold what the family's own inpaint and the floor give on those images (one batch:
   # its key is fold_in(PRNGKey(seed), 0)).
   run, state = run_lib.restore(config, workdir)
-  images, labels = suite.test_images(config)
+  images, labels = suite.evaluation_images(config)
   assert images.shape == (300, 28, 28, 1) and images.max() == 1.0
   net = networks.load("mnist-cnn-v1")
   mask_key, run_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.apps.seed), 0))

@@ -61,7 +61,7 @@ def dataset_of(config: ml_collections.ConfigDict) -> str:
   return name
 
 
-def test_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+def evaluation_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """(float32 images in [0, 1], int labels): the first ``apps.num_images`` of the test split."""
   name = dataset_of(config)
   images, labels = networks.labelled_test_split(name, data_dir=config.dataset.data_dir or None)
@@ -91,9 +91,9 @@ def _batches(n: int, size: int):
 def complete(inpaint: Callable, state, images: np.ndarray, labels: np.ndarray, mask_name: str,
              net: networks.FeatureNetwork, *, batch_size: int, seed: int
              ) -> dict[str, np.ndarray]:
-  """Per-image ``mse``, ``psnr`` and ``correct`` of ``inpaint(images, mask, key)`` (a jitted
-  function of (images, mask, key) -> completed images), and the first 16 (masked, completed)
-  images for the grid. Batch i uses key fold_in(PRNGKey(seed), i) for its mask and its chain."""
+  """Per-image ``mse``, ``psnr`` and ``correct`` of ``inpaint(state, images, mask, key)`` (a
+  jitted function -> completed images), and the first 16 (masked, completed, original) images
+  for the grid. Batch i uses key fold_in(PRNGKey(seed), i) for its mask and its chain."""
   out = {"mse": [], "psnr": [], "correct": []}
   first = None
   for i, lo, hi in _batches(len(images), batch_size):
@@ -188,7 +188,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
   check(config, family)
   name = dataset_of(config)
   net = networks.load(config.eval.feature_network or networks.DEFAULT_FOR_DATASET[name])
-  images, labels = test_images(config)
+  images, labels = evaluation_images(config)
   if tuple(images.shape[1:]) != tuple(run.image_shape):
     raise ValueError(f"apps.dataset {name!r} has {images.shape[1:]} images; the model makes "
                      f"{run.image_shape}.")
