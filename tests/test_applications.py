@@ -101,6 +101,7 @@ def _chain_counts(model, variables, known_row, *, metropolis, n=20000, num_steps
   return np.bincount(index, minlength=8), float(np.mean(accepted))
 
 
+@pytest.mark.heavy
 def test_metropolis_within_gibbs_samples_the_exact_conditional():
   """Mattei & Frellsen's chain draws the missing pixels from p(x_miss | x_known) exactly (chi-square
   against quadrature), with an untrained encoder as its proposal; pseudo-Gibbs, which trusts that
@@ -210,6 +211,7 @@ def trained_ae(tmp_path_factory, tfds_dir):
   return config, workdir
 
 
+@pytest.mark.heavy
 def test_apps_suite_writes_cards_for_every_mask_and_the_floor(trained_ae):
   config, workdir = trained_ae
   config.apps.num_images = 300
@@ -272,6 +274,7 @@ def mnist_subset(tfds_dir):
   return (f(x[:5000]), np.asarray(y[:5000])), (f(x[5000:]), np.asarray(y[5000:])), (f(tx), np.asarray(ty))
 
 
+@pytest.mark.heavy
 def test_cas_of_a_perfect_and_of_a_class_blind_generator(mnist_subset):
   """A 'generator' that returns real images of the requested class scores the real reference;
   one whose images ignore the requested class scores chance; few labels score below many."""
