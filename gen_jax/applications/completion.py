@@ -17,8 +17,9 @@ networks (passed as callables), and each family's ``inpaint(state, batch, mask, 
   :mod:`gen_jax.steps.rbm` and :mod:`gen_jax.steps.dbn`.
 
 Every method returns images whose known pixels are bit-identical to the input's (:func:`paste`).
-:func:`scores` gives the completion metrics: MSE and PSNR over the missing pixels only, and the
-domain classifier's accuracy on the completed images.
+:func:`missing_pixel_errors` gives the per-image MSE and PSNR over the missing pixels only (the
+suite, :mod:`gen_jax.applications.suite`, adds the domain classifier's accuracy on the completed
+images).
 """
 
 from __future__ import annotations
