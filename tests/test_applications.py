@@ -253,6 +253,10 @@ def test_apps_suite_rejects_a_method_the_family_lacks(trained_ae):
   config.apps.method = "mwg"
   with pytest.raises(ValueError, match="only the VAE"):
     suite.evaluate_workdir(config, workdir)
+  classifier = tiny_config("classifier_mnist")
+  family = steps.get("classifier").from_config(classifier, (28, 28, 1))
+  with pytest.raises(ValueError, match="serves none of the applications"):
+    suite.check(classifier, family)
 
 
 # ---- conditional generation --------------------------------------------------------------------

@@ -72,6 +72,10 @@ def evaluation_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np
 
 def check(config: ml_collections.ConfigDict, family) -> None:
   """Clear errors for apps settings this family or the code cannot use."""
+  if family.inpaint is None and family.decode is None and not family.num_classes:
+    raise ValueError(f"the {config.model.family} family serves none of the applications "
+                     "(completion, interpolation, conditional samples); --mode=apps is for the "
+                     "generative families.")
   for name in config.apps.masks:
     masks_lib.check(name)
   masks_lib.check(config.apps.grid_mask)
