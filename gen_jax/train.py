@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gen_jax import data, writers
-from gen_jax.applications import masks
+from gen_jax.applications import interpolation, masks
 from gen_jax import run as run_lib
 from gen_jax.likelihood import iwae
 from gen_jax.state import TrainState
@@ -144,6 +144,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   workdir = pathlib.Path(workdir)
   run = run_lib.build(config)
   mesh, axis, family = run.mesh, run.data_axis, run.family
+  masks.check(config.apps.grid_mask)            # the evaluation grids' settings, checked before
+  interpolation.check(config.apps.interpolation)  # any training time is spent
   ckpt = run_lib.checkpointer(config, workdir)
   if ckpt.latest_step() is not None:
     state = ckpt.restore(run_lib.abstract_state(run))

@@ -346,3 +346,11 @@ def test_apps_use_labelled_grey_images_even_for_binarized_training_data():
   assert suite.dataset_of(config) == "mnist"             # Larochelle's split has no labels
   config.apps.dataset = "fashion_mnist"
   assert suite.dataset_of(config) == "fashion_mnist"
+
+
+def test_a_bad_grid_mask_stops_training_before_it_starts(tfds_dir, tmp_path):
+  del tfds_dir
+  config = tiny_config("ae_mnist", **{"apps.grid_mask": "top"})
+  with pytest.raises(ValueError, match="unknown completion mask 'top'"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not (tmp_path / "checkpoints").exists()
