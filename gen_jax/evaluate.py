@@ -134,7 +134,7 @@ def reconstruction_accuracy(reconstruct_fn, state, images: jax.Array, labels: ja
   def correct(state, start):
     batch, mask = data.eval_batch(images, start, labels, batch_size=batch_size,
                                   num_examples=num_examples, mesh=mesh, data_axis=data_axis)
-    recon = reconstruct_fn(state, {"image": batch["image"]})
+    recon = reconstruct_fn(state, batch)   # with its labels, for a conditional family
     hits = [jnp.argmax(net.apply(x)[1], axis=-1) == batch["label"] for x in (recon, batch["image"])]
     return jnp.stack([jnp.sum(h & mask) for h in hits])
 
