@@ -9,6 +9,7 @@ the same --workdir resumes from its newest checkpoint.
 """
 
 import functools
+import importlib
 import logging
 import os
 import pathlib
@@ -25,12 +26,15 @@ from tools import cli  # pylint: disable=g-import-not-at-top,wrong-import-positi
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go.")
 _MODE = flags.DEFINE_enum(
-    "mode", "train", ["train", "eval", "apps", "floor"],
+    "mode", "train", ["train", "eval", "apps", "probe", "compress", "floor"],
     "train: train (or resume) and evaluate; eval: evaluate the newest checkpoint of --workdir "
     "(samples, sample-quality metrics, likelihood k sweep, metric cards); apps: the applications "
     "of that checkpoint (completion for every mask, interpolation, path length; PNGs in "
     "<workdir>/apps/, cards in <workdir>/apps_cards.jsonl); floor: metric cards of real train vs "
-    "real test images of the config's dataset.")
+    "real test images of the config's dataset; probe: linear probes (100 labels to all), k-NN and "
+    "trustworthiness of that checkpoint's features and of pixels and PCA (cards in "
+    "<workdir>/probe_cards.jsonl); compress: its rate-distortion curve as a codec, next to PCA, "
+    "JPEG, WebP and PNG (<workdir>/compress/, <workdir>/compress_cards.jsonl).")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -66,6 +70,10 @@ def main(argv):
         from gen_jax.applications import suite  # pylint: disable=import-outside-toplevel
         written = suite.evaluate_workdir(config, workdir, command=command)
         path = workdir / "apps_cards.jsonl"
+      elif _MODE.value in ("probe", "compress"):
+        module = importlib.import_module(f"gen_jax.representation.{_MODE.value}")
+        written = module.evaluate_workdir(config, workdir, command=command)
+        path = workdir / f"{_MODE.value}_cards.jsonl"
       else:
         if _MODE.value == "eval":
           written = evaluate.evaluate_workdir(config, workdir, command=command)
@@ -73,7 +81,9 @@ def main(argv):
           written = evaluate.real_floor(config, num=config.eval.num_samples, command=command)
         path = cards.write(workdir / "cards.jsonl", written)
       for c in written:
-        what = "".join(f" ({c[f]})" for f in ("model", "mask") if _MODE.value == "apps" and c.get(f))
+        what = "".join(f" ({f}={c[f]})" if f in ("labels", "quant_step") else f" ({c[f]})"
+                       for f in ("model", "mask", "features", "labels", "codec", "quant_step")
+                       if _MODE.value in ("apps", "probe", "compress") and c.get(f) is not None)
         print(f"{c['metric']}{what}{' (k=%d)' % c['k'] if c.get('k') else ''}: {c['value']:.4f}"
               + (f" ± {c['std']:.4f}" if c["std"] is not None else "") + f" {c['unit']}".rstrip())
       print(f"{len(written)} metric cards in {path}")

@@ -1,8 +1,8 @@
 """BiGAN / ALI on grey-level Fashion-MNIST (same model and training as bigan_mnist).
 
     python launch.py --config=configs/bigan_fashion_mnist.py --workdir=runs/bigan_fashion_mnist
-    python tools/knn.py --config=configs/bigan_fashion_mnist.py \
-        --workdir=runs/bigan_fashion_mnist --pixels
+    python launch.py --config=configs/bigan_fashion_mnist.py \
+        --workdir=runs/bigan_fashion_mnist --mode=probe
 
 Not tuned for Fashion-MNIST: the MNIST choices carried over (see configs/bigan_mnist.py).
 """

@@ -43,6 +43,8 @@ def base() -> ml_collections.ConfigDict:
       iwae_ks=(1, 10, 100, 1000),
   ))
   c.apps = apps()
+  c.probe = probe()
+  c.compress = compress()
   c.checkpoint = ml_collections.ConfigDict(dict(
       every_steps=0,         # 0: at every epoch end (and on SIGTERM, and at the end)
       max_to_keep=3,
@@ -81,6 +83,44 @@ def apps(**overrides) -> ml_collections.ConfigDict:
       cas_learning_rate=1e-3,
       cas_hidden=512,        # the classifier: 784-cas_hidden-10 MLP
       few_labels=1000,       # real labels of the semi-supervised comparison
+  ) | overrides)
+
+
+def probe(**overrides) -> ml_collections.ConfigDict:
+  """``launch.py --mode=probe`` (gen_jax/representation/probe.py), then ``overrides``."""
+  return ml_collections.ConfigDict(dict(
+      dataset="",            # labelled images: '' = the run's (mnist for binarized_mnist)
+      num_train=0,           # the first this many training images (0: the whole split)
+      num_test=0,            # the first this many test images (0: the whole split)
+      sizes=(100, 1000, 10000, 60000),   # labelled training examples of the linear probe
+      draws=5,               # class-balanced draws of each size below the whole split
+      l2s=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),   # the L2 grid (mean cross-entropy units)
+      val_fraction=0.2,      # share of the labels held out to choose the L2 weight
+      max_iter=500,          # L-BFGS iterations (it stops earlier at a gradient norm of 1e-5)
+      knn_ks=(1, 5),
+      trust_num=5000,        # test images of the trustworthiness and k-NN preservation
+      trust_k=10,
+      baselines=("pixels", "pca"),   # raw pixels; PCA with each feature source's dimension
+      batch_size=500,
+      seed=0,
+  ) | overrides)
+
+
+def compress(**overrides) -> ml_collections.ConfigDict:
+  """``launch.py --mode=compress`` (gen_jax/representation/compress.py), then ``overrides``."""
+  return ml_collections.ConfigDict(dict(
+      dataset="",            # labelled images: '' = the run's (mnist for binarized_mnist)
+      num_train=0,           # training images the entropy models and PCA are fitted on (0: all)
+      num_test=0,            # test images coded (0: the whole split)
+      steps=(4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625),   # quantisation steps, in units of each
+                             # code dimension's standard deviation over the training split
+      smoothing=0.5,         # additive smoothing of the entropy model's histograms
+      pca=True,              # PCA with the code's dimension, quantised the same way
+      jpeg_qualities=(1, 10, 25, 50, 75, 95),
+      webp_qualities=(1, 10, 25, 50, 75, 95),
+      png=True,
+      target_accuracy=0.95,  # the operating point: bits per image at this classifier accuracy
+      batch_size=500,
   ) | overrides)
 
 

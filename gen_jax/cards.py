@@ -27,9 +27,15 @@ PROTOCOL_FIELDS = ("model", "family", "dataset", "step", "n_gen", "n_real", "rea
                    "feature_network", "feature_network_sha256", "seeds", "config_hash",
                    "git_commit", "packages", "device_kind", "device_count", "command")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets")
+# Fields some cards add: the k of a sweep, the mask and method of a completion, the seconds it
+# took, a probe's labels, feature source and dimension, a codec's rate and quantisation step.
+EXTRA_FIELDS = {"notes", "std_kind", "k", "mask", "method", "secs", "labels", "features", "dim",
+                "bits", "quant_step", "codec"}
 BEGIN, END = "<!-- cards:begin -->", "<!-- cards:end -->"
 COMPARE_BEGIN, COMPARE_END = "<!-- compare:begin -->", "<!-- compare:end -->"
 APPS_BEGIN, APPS_END = "<!-- apps:begin -->", "<!-- apps:end -->"
+REPR_BEGIN, REPR_END = "<!-- repr:begin -->", "<!-- repr:end -->"
+COMPRESS_BEGIN, COMPRESS_END = "<!-- compress:begin -->", "<!-- compress:end -->"
 COMMAND = "python tools/cards.py"  # the command that regenerates the tables, named in them
 COMPARE_METRICS = ("fid", "kid", "precision", "recall", "inception_score", "mode_kl_to_uniform",
                    "recon_accuracy", "knn_accuracy")
@@ -74,7 +80,7 @@ def make(metric: str, value: float, *, std: Optional[float] = None, unit: str = 
   """One card. ``std`` is the spread the metric reports (a standard error or a std over subsets,
   named in ``unit`` or the metric's doc); unknown protocol fields are an error so that a misspelt
   field cannot silently leave a hole in the protocol."""
-  unknown = set(protocol) - set(PROTOCOL_FIELDS) - {"notes", "std_kind", "k", "mask", "method", "secs"}
+  unknown = set(protocol) - set(PROTOCOL_FIELDS) - EXTRA_FIELDS
   if unknown:
     raise ValueError(f"unknown metric-card fields {sorted(unknown)}; known: {PROTOCOL_FIELDS}")
   return {"metric": metric, "value": float(value), "std": None if std is None else float(std),
@@ -218,6 +224,80 @@ def _conditional(cards: Sequence[Mapping[str, Any]]) -> str:
                         + " |\n" for m in sorted(rows))
 
 
+PROBE_COLUMNS = (("linear_probe_accuracy", 100, "linear, 100 labels"),
+                 ("linear_probe_accuracy", 1000, "1k"), ("linear_probe_accuracy", 10000, "10k"),
+                 ("linear_probe_accuracy", 60000, "all"), ("knn_accuracy", 1, "1-NN"),
+                 ("knn_accuracy", 5, "5-NN"), ("trustworthiness", None, "trustworthiness"))
+
+
+def representation(cards: Sequence[Mapping[str, Any]]) -> str:
+  """Markdown tables of ``launch.py --mode=probe`` cards, one per dataset: a row per feature
+  source (model and features; the baselines once), its dimension, the linear probe's test accuracy
+  (mean ± std over the labelled draws) at each number of labels, k-NN and trustworthiness, rows
+  ranked by the probe with the fewest labels."""
+  out = []
+  for dataset in sorted({str(c.get("dataset")) for c in cards}):
+    rows: dict[str, dict[str, Any]] = {}
+    for c in cards:
+      if str(c.get("dataset")) != dataset or not c.get("features"):
+        continue
+      name = str(c["model"]) if c.get("family") == "data" else f"{c['model']}: {c['features']}"
+      row = rows.setdefault(name, {"dim": c.get("dim")})
+      sub = c.get("labels") if c["metric"] == "linear_probe_accuracy" else c.get("k")
+      if c["metric"] == "trustworthiness":
+        sub = None
+      row[(c["metric"], sub)] = c
+    if not rows:
+      continue
+    first = PROBE_COLUMNS[0][:2]
+    order = sorted(rows, key=lambda m: -rows[m][first]["value"] if first in rows[m] else 1.0)
+
+    def cell(c):
+      if c is None:
+        return "—"
+      if c["metric"] == "trustworthiness":
+        return f"{c['value']:.4f}"
+      return f"{100 * c['value']:.2f}" + (f" ± {100 * c['std']:.2f}" if c.get("std") else "")
+
+    head = (f"\n**{dataset}** (test accuracy, %)\n\n| features | dim | "
+            + " | ".join(n for _, _, n in PROBE_COLUMNS) + " |\n|---|---|"
+            + "---|" * len(PROBE_COLUMNS) + "\n")
+    out.append(head + "".join(
+        f"| {m} | {rows[m]['dim']} | " + " | ".join(cell(rows[m].get((metric, sub)))
+                                                    for metric, sub, _ in PROBE_COLUMNS)
+        + " |\n" for m in order))
+  return "".join(out).lstrip("\n")
+
+
+def compression(cards: Sequence[Mapping[str, Any]]) -> str:
+  """A Markdown table of ``launch.py --mode=compress`` cards: a row per (dataset, codec), the rate
+  where it reaches the target accuracy (``bits_at_accuracy``), and its lowest- and highest-rate
+  points (bits per image, PSNR, the classifier's accuracy on the decoded images)."""
+  points: dict[tuple[str, str], dict[float, dict[str, float]]] = {}
+  at: dict[tuple[str, str], float] = {}
+  for c in cards:
+    key = (str(c.get("dataset")), str(c.get("codec")))
+    if c["metric"] == "bits_at_accuracy":
+      at[key] = c["value"]
+    elif c["metric"] in ("codec_bits", "codec_psnr", "codec_accuracy"):
+      points.setdefault(key, {}).setdefault(c["bits"], {})[c["metric"]] = c["value"]
+  if not points:
+    return ""
+
+  def show(p):
+    psnr = f"{p['codec_psnr']:.1f} dB" if "codec_psnr" in p else "lossless"
+    return f"{p['codec_bits']:.0f} bits, {psnr}, {100 * p['codec_accuracy']:.1f} %"
+
+  head = ("| dataset | codec | bits/image at 95 % accuracy | lowest rate | highest rate |\n"
+          "|---|---|---|---|---|\n")
+  order = sorted(points, key=lambda k: (k[0], at.get(k, float("inf"))))
+  return head + "".join(
+      f"| {d} | {name} | " + (f"{at[(d, name)]:.1f}" if (d, name) in at else "not reached")
+      + f" | {show(points[(d, name)][min(points[(d, name)])])} | "
+      + (show(points[(d, name)][max(points[(d, name)])]) if len(points[(d, name)]) > 1 else "—")
+      + " |\n" for d, name in order)
+
+
 def _fill(text: str, begin: str, end: str, body: str, readme) -> str:
   if begin not in text or end not in text:
     raise ValueError(f"{readme} has no '{begin}' ... '{end}' block to fill; add the two markers "
@@ -229,22 +309,32 @@ def _fill(text: str, begin: str, end: str, body: str, readme) -> str:
 
 def update_readme(readme: str | pathlib.Path, card_files: Sequence[str | pathlib.Path],
                   compare_files: Sequence[str | pathlib.Path] = (),
-                  apps_files: Sequence[str | pathlib.Path] = ()) -> int:
+                  apps_files: Sequence[str | pathlib.Path] = (),
+                  repr_files: Sequence[str | pathlib.Path] = (),
+                  compress_files: Sequence[str | pathlib.Path] = ()) -> int:
   """Replaces the block between the card markers of ``readme`` with :func:`table` of
   ``card_files``; if ``compare_files`` are given, the compare block with :func:`comparison` of
-  theirs; if ``apps_files`` are given, the apps block with :func:`applications` of theirs. Returns
-  the number of cards in the first table."""
+  theirs; likewise the apps block (:func:`applications`), the repr block
+  (:func:`representation`) and the compress block (:func:`compression`). Returns the number of
+  cards in the first table."""
   readme = pathlib.Path(readme)
   text = readme.read_text()
   cards = read(card_files)
   command = (f"{COMMAND} {readme.name} " + " ".join(str(p) for p in card_files)
              + "".join(f" --compare={p}" for p in compare_files)
-             + "".join(f" --apps={p}" for p in apps_files))
+             + "".join(f" --apps={p}" for p in apps_files)
+             + "".join(f" --repr={p}" for p in repr_files)
+             + "".join(f" --compress={p}" for p in compress_files))
   note = f"<!-- generated by `{command}`; do not edit by hand -->\n"
   text = _fill(text, BEGIN, END, note + table(cards), readme)
   if compare_files:
     text = _fill(text, COMPARE_BEGIN, COMPARE_END, note + comparison(read(compare_files)), readme)
   if apps_files:
     text = _fill(text, APPS_BEGIN, APPS_END, note + applications(read(apps_files)), readme)
+  if repr_files:
+    text = _fill(text, REPR_BEGIN, REPR_END, note + representation(read(repr_files)), readme)
+  if compress_files:
+    text = _fill(text, COMPRESS_BEGIN, COMPRESS_END, note + compression(read(compress_files)),
+                 readme)
   readme.write_text(text)
   return len(cards)

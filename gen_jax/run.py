@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import ml_collections
@@ -101,10 +101,14 @@ def checkpointer(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
 
 
 def restore(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-            step: Optional[int] = None) -> tuple[Run, Any]:
+            step: Optional[int] = None,
+            check: Optional[Callable[[Run], None]] = None) -> tuple[Run, Any]:
   """(the run of ``config``, the state saved at ``step`` of ``<workdir>/checkpoints``, default the
-  newest). Raises :class:`gen_jax.checkpoint.CheckpointError` if there is none."""
+  newest). Raises :class:`gen_jax.checkpoint.CheckpointError` if there is none. ``check(run)``
+  runs before the checkpoint is read (a command's clear error for a family it cannot serve)."""
   run = build(config)
+  if check is not None:
+    check(run)
   ckpt = checkpointer(config, workdir, async_save=False)
   try:
     if ckpt.latest_step() is None:

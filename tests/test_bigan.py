@@ -10,13 +10,13 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import ROOT, tiny_config
-from gen_jax import evaluate_repr, train
+from conftest import tiny_config
+from gen_jax import train
 from gen_jax.losses import densities
 from gen_jax.models.autoencoders import MLPDecoder, MLPEncoder
 from gen_jax.models.gan import JointDiscriminator
+from gen_jax.representation import knn, probe
 from gen_jax.steps import bigan
-from tools import knn as knn_tool
 
 SHAPE = (8, 8, 1)
 Z = 3
@@ -172,9 +172,9 @@ def test_knn_matches_numpy_brute_force(k, metric):
   test = centres[test_y] + rng.normal(size=(77, 6))
   want = _numpy_knn(train, train_y, test, k, metric)
   # blocks of 16 test rows (77 is not a multiple): the blocking and padding are exercised
-  got = evaluate_repr.knn_predict(train, train_y, test, k, metric=metric, block_size=16)
+  got = knn.knn_predict(train, train_y, test, k, metric=metric, block_size=16)
   np.testing.assert_array_equal(np.asarray(got), want)
-  acc = evaluate_repr.knn_accuracy(train, train_y, test, test_y, k, metric=metric, block_size=16)
+  acc = knn.knn_accuracy(train, train_y, test, test_y, k, metric=metric, block_size=16)
   assert acc == pytest.approx(np.mean(want == test_y))
   assert 0.3 < acc < 1.0   # a task that is neither trivial nor hopeless
 
@@ -186,15 +186,15 @@ def test_knn_on_a_mesh_equals_one_device_and_exact_copies_are_found():
   train, train_y = rng.normal(size=(200, 5)), rng.integers(0, 10, 200)
   mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(shape=(8,), axes=("data",),
                                                            data_axis="data")))
-  one = evaluate_repr.knn_predict(train, train_y, train[:50], 1, block_size=8)
-  eight = evaluate_repr.knn_predict(train, train_y, train[:50], 1, block_size=8, mesh=mesh,
+  one = knn.knn_predict(train, train_y, train[:50], 1, block_size=8)
+  eight = knn.knn_predict(train, train_y, train[:50], 1, block_size=8, mesh=mesh,
                                     data_axis="data")
   np.testing.assert_array_equal(one, eight)
   np.testing.assert_array_equal(one, train_y[:50])   # each point's nearest is itself
   with pytest.raises(ValueError, match="k=201 must be between 1 and the number of train rows"):
-    evaluate_repr.knn_predict(train, train_y, train, 201)
+    knn.knn_predict(train, train_y, train, 201)
   with pytest.raises(ValueError, match="2-D features of one width"):
-    evaluate_repr.knn_predict(train, train_y, train[:, :3], 1)
+    knn.knn_predict(train, train_y, train[:, :3], 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,8 +210,8 @@ def _rows(workdir):
 
 
 @pytest.mark.heavy
-def test_tiny_config_trains_through_the_loop_and_knn_reads_its_checkpoint(tfds_dir, tmp_path,
-                                                                           capsys):
+def test_tiny_config_trains_through_the_loop_and_the_probes_read_its_checkpoint(tfds_dir,
+                                                                                  tmp_path):
   config = tiny_config("bigan_mnist", **SMALL)
   train.train_and_evaluate(config, str(tmp_path))
   rows = _rows(tmp_path)
@@ -222,18 +222,15 @@ def test_tiny_config_trains_through_the_loop_and_knn_reads_its_checkpoint(tfds_d
   assert [r["step"] for r in rows if "eval/latent_mse" in r] == [10, 20]
   assert {p.name for p in tmp_path.glob("*.png")} >= {"samples_00000020.png",
                                                        "reconstructions_00000020.png"}
-  # The k-NN command (gen_jax.evaluate_repr.knn_from_workdir) on that run, with this config.
-  config_file = tmp_path / "tiny_bigan.py"
-  config_file.write_text(
-      "import sys\nsys.path.insert(0, %r)\nfrom conftest import tiny_config\n"
-      "def get_config(arg=None):\n  return tiny_config('bigan_mnist', **%r)\n"
-      % (str(ROOT / "tests"), SMALL))
-  assert knn_tool.main([f"--config={config_file}", f"--workdir={tmp_path}", "--k=1"]) == 0
-  assert "knn_accuracy: " in capsys.readouterr().out
-  cards = [json.loads(line) for line in (tmp_path / "knn_cards.jsonl").read_text().splitlines()]
-  assert len(cards) == 1 and cards[0]["step"] == 20 and 0.1 < cards[0]["value"] <= 1.0
-  assert cards[0]["metric"] == "knn_accuracy" and cards[0]["k"] == 1
-  assert cards[0]["command"].startswith("python tools/knn.py --config=")
+  # The probes (launch.py --mode=probe) on that run's encoder, shrunk.
+  p = config.probe
+  p.num_train, p.num_test, p.sizes, p.draws, p.l2s = 1000, 200, (1000,), 1, (1e-2,)
+  p.knn_ks, p.baselines, p.trust_num = (1,), (), 0
+  cards = probe.evaluate_workdir(config, tmp_path, command="test")
+  assert [(c["metric"], c["features"], c["step"]) for c in cards] == [
+      ("linear_probe_accuracy", "encoder", 20), ("knn_accuracy", "encoder", 20)]
+  assert 0.1 < cards[1]["value"] <= 1.0 and cards[1]["k"] == 1
+  assert json.loads((tmp_path / "probe_cards.jsonl").read_text().splitlines()[1]) == cards[1]
 
 
 @pytest.mark.slow

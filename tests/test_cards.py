@@ -118,3 +118,33 @@ def test_applications_table_has_a_row_per_model_and_columns_per_mask(tmp_path):
   path = cards.write(tmp_path / "apps.jsonl", c)
   cards.update_readme(readme, [path], apps_files=[path])
   assert "old" not in readme.read_text() and "| vae_mnist | MWG | 12.35 |" in readme.read_text()
+
+
+def test_representation_tables_have_a_row_per_source_and_a_table_per_dataset():
+  lp = lambda v, n, **kw: _card("linear_probe_accuracy", v, labels=n,
+                                **({"features": "encoder", "dim": 20} | kw))
+  c = [lp(0.80, 100, std=0.012), lp(0.95, 60000),
+       _card("knn_accuracy", 0.97, k=1, labels=60000, features="encoder", dim=20),
+       _card("trustworthiness", 0.99123, k=10, features="encoder", dim=20),
+       lp(0.74, 100, std=0.01, model="raw pixels (mnist)", family="data", features="pixels"),
+       lp(0.70, 100, dataset="fashion_mnist", features="discriminator", model="gan")]
+  text = cards.representation(c)
+  assert text.index("**fashion_mnist**") < text.index("**mnist**")
+  rows = [line for line in text.splitlines() if line.startswith("| vae_mnist") or "pixels" in line]
+  assert rows[0] == ("| vae_mnist: encoder | 20 | 80.00 ± 1.20 | — | — | 95.00 | 97.00 | — "
+                     "| 0.9912 |")
+  assert rows[1].startswith("| raw pixels (mnist) | 20 | 74.00 ± 1.00 |")   # ranked below
+  assert "| gan: discriminator | 20 | 70.00 |" in text
+
+
+def test_compression_table_gives_the_rate_at_the_target_and_both_ends_of_each_curve():
+  pt = lambda metric, v, bits, **kw: _card(metric, v, codec="vae code", bits=bits, **kw)
+  c = [pt("codec_bits", 10.0, 10.0), pt("codec_psnr", 15.0, 10.0), pt("codec_accuracy", 0.5, 10.0),
+       pt("codec_bits", 40.0, 40.0), pt("codec_psnr", 20.0, 40.0), pt("codec_accuracy", 0.97, 40.0),
+       _card("bits_at_accuracy", 31.7, codec="vae code"),
+       _card("codec_bits", 3000.0, codec="PNG", bits=3000.0),
+       _card("codec_accuracy", 0.996, codec="PNG", bits=3000.0)]
+  lines = cards.compression(c).splitlines()
+  assert lines[2] == ("| mnist | vae code | 31.7 | 10 bits, 15.0 dB, 50.0 % "
+                      "| 40 bits, 20.0 dB, 97.0 % |")
+  assert lines[3] == "| mnist | PNG | not reached | 3000 bits, lossless, 99.6 % | — |"

@@ -580,14 +580,14 @@ def test_run_logs_both_networks_and_the_classifier_scores(tfds_dir, tmp_path):
                                                             "samples_00000020.png"]
 
 
-@pytest.mark.heavy
+@pytest.mark.slow   # the loop's own tests cover the mechanism for the VAE (test_train)
 def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
   from test_train import check_resume
   state = check_resume(functools.partial(_tiny, **{"model.n_critic": 2}), tmp_path)
   assert "gen" in state.extra["ema"]
 
 
-@pytest.mark.heavy
+@pytest.mark.slow   # the loop's own tests cover the mechanism for the VAE (test_train)
 def test_one_and_eight_devices_give_the_same_losses(tfds_dir, tmp_path):
   from test_train import check_devices
   check_devices(_tiny, tmp_path)

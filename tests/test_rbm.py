@@ -409,7 +409,7 @@ def test_loop_reports_the_ais_nll_and_resumes_persistent_chains_bit_identically(
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.heavy
+@pytest.mark.slow   # the loop's own tests cover the mechanism for the VAE (test_train)
 def test_one_and_eight_devices_give_the_same_rbm_losses(tfds_dir, tmp_path):
   rows = {}
   for n in (1, 8):

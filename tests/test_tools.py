@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT
 
-TOOLS = ("cards", "export_network", "inception_fid", "inception_weights", "knn")
+TOOLS = ("cards", "export_network", "inception_fid", "inception_weights")
 
 
 def _tool(name, *args):

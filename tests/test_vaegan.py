@@ -164,7 +164,7 @@ def test_bad_choices_are_clear_errors():
 SMALL = {"model.channels": (4, 8), "model.disc_channels": (4, 8)}
 
 
-@pytest.mark.heavy
+@pytest.mark.slow   # the loop's own tests cover the mechanism for the VAE (test_train)
 def test_tiny_config_trains_through_the_loop(tfds_dir, tmp_path):
   config = tiny_config("vaegan_mnist", **SMALL)
   train.train_and_evaluate(config, str(tmp_path))

@@ -9,7 +9,10 @@ first argument) with one row per card of the card files (the other arguments), a
 ``--compare`` (repeated), the block between ``<!-- compare:begin -->`` and ``<!-- compare:end -->``
 with one row per model and one column per metric, ranked by FID; with ``--apps`` (repeated), the
 block between ``<!-- apps:begin -->`` and ``<!-- apps:end -->`` with the applications table (one
-row per model: completion PSNR and classifier accuracy per mask, path lengths).
+row per model: completion PSNR and classifier accuracy per mask, path lengths); likewise
+``--repr`` (``launch.py --mode=probe`` cards: linear probes, k-NN, trustworthiness per feature
+source) and ``--compress`` (``--mode=compress`` cards: rates and distortions of every codec), and
+``--plot_rd=FILE.png`` plots the ``--compress`` cards' rate-distortion curves.
 """
 
 from __future__ import annotations
@@ -38,13 +41,30 @@ _APPS = flags.DEFINE_multi_string(
     flag_values=FLAGS)
 
 
+_REPR = flags.DEFINE_multi_string(
+    "repr", [], "Card files of launch.py --mode=probe for the representation tables (repeat).",
+    flag_values=FLAGS)
+_COMPRESS = flags.DEFINE_multi_string(
+    "compress", [], "Card files of launch.py --mode=compress for the codec table (repeat).",
+    flag_values=FLAGS)
+_PLOT_RD = flags.DEFINE_string(
+    "plot_rd", None, "Also plot the --compress cards' rate-distortion curves to this PNG.",
+    flag_values=FLAGS)
+
+
 def _main(argv: Sequence[str]) -> int:
   if len(argv) < 3:
     raise app.UsageError("usage: python tools/cards.py README.md CARDS.jsonl ... "
                          "[--compare=CARDS.jsonl ...]")
   readme, card_files = argv[1], sorted(argv[2:])
-  n = cards.update_readme(readme, card_files, _COMPARE.value, _APPS.value)
+  n = cards.update_readme(readme, card_files, _COMPARE.value, _APPS.value, _REPR.value,
+                          _COMPRESS.value)
   print(f"{readme}: table of {n} cards from {len(card_files)} file(s)")
+  if _PLOT_RD.value:
+    from gen_jax.representation import compress  # pylint: disable=import-outside-toplevel
+    path = compress.plot(cards.read(_COMPRESS.value), _PLOT_RD.value,
+                         title="rate-distortion on the test set (from the cards)")
+    print(f"rate-distortion plot in {path}")
   return 0
 
 

@@ -130,6 +130,7 @@ class MLPDiscriminator(nn.Module):
     h = _centred(x, self.centre).reshape(x.shape[0], -1)
     for width in self.hidden:
       h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
+    self.sow("intermediates", "features", h)   # the last hidden layer, a feature extractor
     _info_head(self, h, self.q_dim)
     return nn.Dense(1)(h)[:, 0]
 
@@ -205,6 +206,7 @@ class DCGANDiscriminator(nn.Module):
       if not spectral:
         h = _normalize(h, self.norm, train, self.bn_momentum)
       h = nn.leaky_relu(h, 0.2)
+    self.sow("intermediates", "features", h)   # Radford et al.'s feature extractor
     _info_head(self, h, self.q_dim)
     return layer(nn.Dense(1, kernel_init=_INIT), h)[:, 0]
 

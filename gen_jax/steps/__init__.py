@@ -46,6 +46,8 @@ class Family:
     decode(state, z) -> images in [0, 1] from codes z (batch, d): the inverse of ``encode`` for an
       autoencoder, the generator for a GAN, the down-pass p(v | h) for an RBM.
     prior(key, num) -> (num, d) codes drawn from the model's prior, the inputs of ``decode``.
+    discriminator_features(state, images) -> (batch, F): a GAN discriminator's last hidden layer,
+      the feature extractor of Radford et al. 2016 (:mod:`gen_jax.representation.probe`).
     interpolate(state, z_a, z_b, *, num, method) -> (batch, num, H, W, C) images along the path
       from each code of ``z_a`` to that of ``z_b`` ('lerp' or 'slerp',
       :func:`gen_jax.applications.interpolation.path`); set from ``decode`` for every family that
@@ -78,6 +80,7 @@ class Family:
   log_likelihood: Optional[Callable] = None
   decode: Optional[Callable] = None
   prior: Optional[Callable] = None
+  discriminator_features: Optional[Callable] = None
   interpolate: Optional[Callable] = None
   inpaint: Optional[Callable] = None
   inpaint_method: Optional[str] = None

@@ -3,7 +3,7 @@
 Donahue et al. 2017 (BiGAN) and Dumoulin et al. 2017 (ALI): D learns to tell real pairs
 (x, E(x)) from generated pairs (G(z), z), z ~ p(z); E and G learn to fool it. At the optimum E and G
 invert each other, so E(x) is a representation of x learnt without labels (measured here by
-1-nearest-neighbour classification on E(x): :mod:`gen_jax.evaluate_repr`).
+linear probes and nearest-neighbour classification on E(x): :mod:`gen_jax.representation`).
 
 One :class:`gen_jax.state.TrainState` holds the three networks, each with its own optimizer::
 

@@ -372,6 +372,20 @@ def decode(state: TrainState, z: jax.Array, *, gen: nn.Module, output: str, stan
                        output)
 
 
+def discriminator_features(state: TrainState, images: jax.Array, *, disc: nn.Module,
+                           output: str) -> jax.Array:
+  """The discriminator's last hidden layer on images in [0, 1], (batch, F) -- Radford et al.'s
+  (2016) use of a GAN's D as a feature extractor. Batch norm uses each batch's own statistics, as
+  D normalised the real batches it was trained on (call it with batches of hundreds)."""
+  variables, mutable = {"params": state.params[DISC]}, ["intermediates"]
+  stats = batch_stats(state, DISC)
+  if stats is not None:
+    variables, mutable = variables | {"batch_stats": stats}, mutable + ["batch_stats"]
+  _, updates = disc.apply(variables, to_model_range(images, output), train=True, mutable=mutable)
+  h = updates["intermediates"]["features"][0]
+  return h.reshape(h.shape[0], -1)
+
+
 def prior(key: jax.Array, num: int, *, z_dim: int, cat_dim: int = 0) -> jax.Array:
   """The generator's inputs for ``num`` samples (:func:`latent`)."""
   return latent(key, num, z_dim, cat_dim)[0]
@@ -475,6 +489,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       sample=p(sample, **draw),
       decode=p(decode, **{k: v for k, v in draw.items() if k != "z_dim"}),
       prior=p(prior, **shared),
+      discriminator_features=p(discriminator_features, disc=disc, output=m.gen_output),
       inpaint=p(inpaint, disc=disc, loss=m.loss, **draw, **latent_opt),
       inpaint_method=method,
       num_classes=m.cat_dim if m.class_weight else 0,

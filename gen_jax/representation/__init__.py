@@ -1,0 +1,1 @@
+"""Representation, compression and dimensionality reduction: what every encoder is worth."""
