@@ -134,7 +134,7 @@ def test_probe_mode_writes_a_card_per_probe_and_source(trained_vae):
   config, workdir = trained_vae
   p = config.probe
   p.num_train, p.num_test, p.sizes, p.draws = 2000, 500, (20, 2000), 2
-  p.l2s, p.trust_num = (1e-3, 1e-1), 300
+  p.l2s, p.trust_num, p.max_iter = (1e-3, 1e-1), 300, 100
   written = probe.evaluate_workdir(config, workdir, command="test")
   by = {(c["model"], c["metric"], c.get("labels"), c.get("k")): c for c in written}
   assert {c["features"] for c in written} == {"encoder", "pixels", "pca"}
