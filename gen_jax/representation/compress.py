@@ -34,7 +34,7 @@ import logging
 import math
 import pathlib
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -85,18 +85,6 @@ def code_codec(z_train: np.ndarray, z_test: np.ndarray, step: float, *, smoothin
   ideal = float(codec.information_bits(model, q_test).mean())
   return (mean + codec.dequantize(q_test, step) * sd).astype(np.float32), \
       codec.compressed_bits(words) / len(q_test), ideal
-
-
-def _batched(fn: Callable, state, z: np.ndarray, batch_size: int) -> np.ndarray:
-  jitted = jax.jit(fn)
-  out = []
-  for lo in range(0, len(z), batch_size):
-    chunk = z[lo:lo + batch_size]
-    n = len(chunk)
-    if n < batch_size:
-      chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
-    out.append(np.asarray(jitted(state, jnp.asarray(chunk)), np.float32)[:n])
-  return np.concatenate(out)
 
 
 def bits_at(points: Sequence[tuple[float, float]], target: float) -> Optional[float]:
@@ -160,8 +148,8 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
   z_train = features(family.encode, state, train_x, batch_size=c.batch_size)
   z_test = features(family.encode, state, test_x, batch_size=c.batch_size)
   dim = z_train.shape[1]
-  sets = [(learned, f"{workdir.name} code", z_train, z_test, lambda z: _batched(
-      family.decode, state, z, c.batch_size))]
+  sets = [(learned, f"{workdir.name} code", z_train, z_test, lambda z: features(
+      family.decode, state, z, batch_size=c.batch_size, flatten=False))]
   if c.pca:
     pca = reduce.pca_fit(train_x.reshape(len(train_x), -1), dim)
     sets.append((dict(model=f"PCA-{dim} ({name})", family="data", step=None), f"PCA-{dim}",
@@ -178,8 +166,8 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
 
   kl = _kl_bits(family, state, test_x, c.batch_size)
   if kl is not None:
-    recon = _batched(lambda s, x: family.reconstruct(s, {"image": x}), state, test_x,
-                     c.batch_size)
+    recon = features(lambda s, x: family.reconstruct(s, {"image": x}), state, test_x,
+                     batch_size=c.batch_size, flatten=False)
     point(learned, "bits-back (KL)", recon, kl, "mean KL(q(z|x) || p(z)) / ln 2 of the test images (the rate bits-back coding "
               "approaches); distortion of decoding the posterior mean")
 

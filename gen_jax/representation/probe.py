@@ -65,16 +65,18 @@ def labelled_split(name: str, split: str, *, num: int = 0, data_dir: Optional[st
   return np.asarray(images, np.float32) / ds.max_value, np.asarray(labels)
 
 
-def features(fn: Callable, state, images: np.ndarray, *, batch_size: int) -> np.ndarray:
+def features(fn: Callable, state, images: np.ndarray, *, batch_size: int,
+             flatten: bool = True) -> np.ndarray:
   """``fn(state, x)`` of float images, ``batch_size`` at a time (one compiled shape), flattened
-  to (n, d) float32 NumPy."""
-  jitted = jax.jit(lambda s, x: fn(s, x).reshape(x.shape[0], -1))
+  to (n, d) float32 NumPy (unless not ``flatten``). A short last batch is padded with its own images, not zeros, so that
+  features read with batch statistics (a batch-norm discriminator) stay those of real images."""
+  jitted = jax.jit(lambda s, x: fn(s, x).reshape(x.shape[0], -1) if flatten else fn(s, x))
   out = []
   for lo in range(0, len(images), batch_size):
     chunk = images[lo:lo + batch_size]
     n = len(chunk)
     if n < batch_size:
-      chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
+      chunk = np.concatenate([chunk, chunk[np.arange(batch_size - n) % n]])
     out.append(np.asarray(jitted(state, jnp.asarray(chunk)), np.float32)[:n])
   return np.concatenate(out)
 
