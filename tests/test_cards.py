@@ -147,4 +147,8 @@ def test_compression_table_gives_the_rate_at_the_target_and_both_ends_of_each_cu
   lines = cards.compression(c).splitlines()
   assert lines[2] == ("| mnist | vae code | 31.7 | 10 bits, 15.0 dB, 50.0 % "
                       "| 40 bits, 20.0 dB, 97.0 % |")
-  assert lines[3] == "| mnist | PNG | not reached | 3000 bits, lossless, 99.6 % | — |"
+  assert lines[3] == "| mnist | PNG | — (one point) | 3000 bits, lossless, 99.6 % | — |"
+  jpeg = [_card(m, v, codec="JPEG", bits=b) for b in (800.0, 1600.0)
+          for m, v in (("codec_bits", b), ("codec_accuracy", 0.99))]
+  table = cards.compression(jpeg + [_card("bits_at_accuracy", 800.0, codec="JPEG")])
+  assert "| mnist | JPEG | ≤ 800.0 |" in table    # every point above the target: a bound

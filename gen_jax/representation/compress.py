@@ -223,12 +223,14 @@ def plot(all_cards: Sequence[dict], path: str | pathlib.Path, *, title: str = ""
       key = (str(w.get("codec")), str(w.get("dataset")))
       curves.setdefault(key, {}).setdefault(w["metric"], []).append((w["bits"], w["value"]))
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-  for (codec_name, _), per in sorted(curves.items()):
+  several = len({d for _, d in curves}) > 1
+  for i, ((codec_name, dataset), per) in enumerate(sorted(curves.items())):
+    label = f"{codec_name} ({dataset})" if several else codec_name
     for ax, metric in zip(axes, ("codec_psnr", "codec_accuracy")):
       pts = sorted(per.get(metric, []))
-      if pts:
-        style = "o" if len(pts) == 1 else ".-"
-        ax.plot([b for b, _ in pts], [v for _, v in pts], style, label=codec_name)
+      if pts:                        # one colour per codec in both panels
+        ax.plot([b for b, _ in pts], [v for _, v in pts], "o" if len(pts) == 1 else ".-",
+                color=f"C{i % 10}", label=label, markersize=7 if len(pts) == 1 else 5)
   for ax, label in zip(axes, ("PSNR of the decoded test images (dB)",
                               "domain classifier accuracy on decoded images")):
     ax.set_xscale("log")
