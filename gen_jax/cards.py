@@ -269,6 +269,15 @@ def representation(cards: Sequence[Mapping[str, Any]]) -> str:
   return "".join(out).lstrip("\n")
 
 
+def codec_name(card: Mapping[str, Any]) -> str:
+  """A codec card's codec, prefixed with its model where the codec's name does not say it (the
+  bits-back rate of each VAE)."""
+  codec, model = str(card.get("codec")), str(card.get("model"))
+  if card.get("family") == "data" or codec.startswith(model):
+    return codec
+  return f"{model} {codec}"
+
+
 def compression(cards: Sequence[Mapping[str, Any]], target: float = 0.95) -> str:
   """A Markdown table of ``launch.py --mode=compress`` cards: a row per (dataset, codec), the rate
   where it reaches the target accuracy (``bits_at_accuracy``), and its lowest- and highest-rate
@@ -276,7 +285,7 @@ def compression(cards: Sequence[Mapping[str, Any]], target: float = 0.95) -> str
   points: dict[tuple[str, str], dict[float, dict[str, float]]] = {}
   at: dict[tuple[str, str], float] = {}
   for c in cards:
-    key = (str(c.get("dataset")), str(c.get("codec")))
+    key = (str(c.get("dataset")), codec_name(c))
     if c["metric"] == "bits_at_accuracy":
       at[key] = c["value"]
     elif c["metric"] in ("codec_bits", "codec_psnr", "codec_accuracy"):

@@ -138,17 +138,21 @@ def test_representation_tables_have_a_row_per_source_and_a_table_per_dataset():
 
 
 def test_compression_table_gives_the_rate_at_the_target_and_both_ends_of_each_curve():
-  pt = lambda metric, v, bits, **kw: _card(metric, v, codec="vae code", bits=bits, **kw)
+  pt = lambda metric, v, bits, **kw: _card(metric, v, codec="vae_mnist code", bits=bits, **kw)
   c = [pt("codec_bits", 10.0, 10.0), pt("codec_psnr", 15.0, 10.0), pt("codec_accuracy", 0.5, 10.0),
        pt("codec_bits", 40.0, 40.0), pt("codec_psnr", 20.0, 40.0), pt("codec_accuracy", 0.97, 40.0),
-       _card("bits_at_accuracy", 31.7, codec="vae code"),
-       _card("codec_bits", 3000.0, codec="PNG", bits=3000.0),
-       _card("codec_accuracy", 0.996, codec="PNG", bits=3000.0)]
+       _card("bits_at_accuracy", 31.7, codec="vae_mnist code"),
+       _card("codec_bits", 38.0, codec="bits-back (KL)", bits=38.0),   # named with its model
+       _card("codec_accuracy", 0.97, codec="bits-back (KL)", bits=38.0),
+       _card("codec_bits", 3000.0, codec="PNG", bits=3000.0, model="PNG (mnist)", family="data"),
+       _card("codec_accuracy", 0.996, codec="PNG", bits=3000.0, model="PNG (mnist)",
+             family="data")]
   lines = cards.compression(c).splitlines()
-  assert lines[2] == ("| mnist | vae code | 31.7 | 10 bits, 15.0 dB, 50.0 % "
+  assert lines[2] == ("| mnist | vae_mnist code | 31.7 | 10 bits, 15.0 dB, 50.0 % "
                       "| 40 bits, 20.0 dB, 97.0 % |")
-  assert lines[3] == "| mnist | PNG | — (one point) | 3000 bits, lossless, 99.6 % | — |"
-  jpeg = [_card(m, v, codec="JPEG", bits=b) for b in (800.0, 1600.0)
+  assert lines[3].startswith("| mnist | vae_mnist bits-back (KL) | — (one point) | 38 bits,")
+  assert lines[4] == "| mnist | PNG | — (one point) | 3000 bits, lossless, 99.6 % | — |"
+  jpeg = [_card(m, v, codec="JPEG", bits=b, family="data") for b in (800.0, 1600.0)
           for m, v in (("codec_bits", b), ("codec_accuracy", 0.99))]
-  table = cards.compression(jpeg + [_card("bits_at_accuracy", 800.0, codec="JPEG")])
+  table = cards.compression(jpeg + [_card("bits_at_accuracy", 800.0, codec="JPEG", family="data")])
   assert "| mnist | JPEG | ≤ 800.0 |" in table    # every point above the target: a bound

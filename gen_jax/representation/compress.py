@@ -220,7 +220,7 @@ def plot(all_cards: Sequence[dict], path: str | pathlib.Path, *, title: str = ""
   curves: dict[tuple[str, str], dict[str, list]] = {}
   for w in all_cards:
     if w["metric"] in ("codec_psnr", "codec_accuracy"):
-      key = (str(w.get("codec")), str(w.get("dataset")))
+      key = (cards.codec_name(w), str(w.get("dataset")))
       curves.setdefault(key, {}).setdefault(w["metric"], []).append((w["bits"], w["value"]))
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
   several = len({d for _, d in curves}) > 1
