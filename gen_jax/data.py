@@ -86,6 +86,17 @@ def info(name: str) -> DatasetInfo:
   return DATASETS[name]
 
 
+def labelled_dataset(config, section: str) -> str:
+  """The labelled dataset that ``launch.py --mode=<section>`` reads (apps, probe, compress):
+  ``config.<section>.dataset``, else the run's own (MNIST for the unlabelled binarized MNIST)."""
+  name = config[section].dataset or config.dataset.name
+  name = "mnist" if name == "binarized_mnist" else name
+  if not info(name).has_labels:
+    raise ValueError(f"--mode={section} needs labelled images, and dataset {name!r} has none; "
+                     f"set --config.{section}.dataset to a labelled dataset.")
+  return name
+
+
 def _data_source(name: str, split: str, data_dir: Optional[str], download: bool = True):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   name = DATASETS[name].tfds_name if name in DATASETS else name

@@ -51,14 +51,8 @@ FLOOR, CEILING = "known-pixel mean", "real images"   # the model names of their 
 
 
 def dataset_of(config: ml_collections.ConfigDict) -> str:
-  """The labelled dataset the applications use: ``apps.dataset``, else the run's (MNIST for the
-  unlabelled binarized MNIST)."""
-  name = config.apps.dataset or config.dataset.name
-  name = "mnist" if name == "binarized_mnist" else name
-  if not data.info(name).has_labels:
-    raise ValueError(f"the applications score completions with labels, and dataset {name!r} has "
-                     "none; set --config.apps.dataset to a labelled dataset.")
-  return name
+  """The labelled dataset the applications use (:func:`gen_jax.data.labelled_dataset`)."""
+  return data.labelled_dataset(config, "apps")
 
 
 def evaluation_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:

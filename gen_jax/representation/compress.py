@@ -50,15 +50,6 @@ from gen_jax.representation.probe import features, labelled_split
 DISTORTIONS = ("codec_mse", "codec_psnr", "codec_accuracy")
 
 
-def dataset_of(config: ml_collections.ConfigDict) -> str:
-  name = config.compress.dataset or config.dataset.name
-  name = "mnist" if name == "binarized_mnist" else name
-  if not data.info(name).has_labels:
-    raise ValueError(f"the codec's accuracy needs labels, and dataset {name!r} has none; set "
-                     "--config.compress.dataset to a labelled dataset.")
-  return name
-
-
 def distortion(decoded: np.ndarray, images: np.ndarray, labels: np.ndarray,
                net: networks.FeatureNetwork) -> dict[str, np.ndarray]:
   """Per-image squared error, PSNR (dB; inf where exact) and the classifier's correctness."""
@@ -118,7 +109,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
 
   run, state = run_lib.restore(config, workdir, check=check)
   family = run.family
-  name = dataset_of(config)
+  name = data.labelled_dataset(config, "compress")
   data_dir = config.dataset.data_dir or None
   train_x, _ = labelled_split(name, "train", num=c.num_train, data_dir=data_dir)
   test_x, test_y = labelled_split(name, "test", num=c.num_test, data_dir=data_dir)
@@ -203,8 +194,7 @@ def _kl_bits(family, state, test_x: np.ndarray, batch_size: int) -> Optional[flo
   """The mean per-image KL term of the family's eval step in bits, if it has one (the VAE)."""
   key = jax.random.PRNGKey(0)
   step = jax.jit(family.eval_step)
-  metrics = step(state, {"image": jnp.asarray(test_x[:batch_size])}, key)
-  if "kl" not in metrics:
+  if "kl" not in jax.eval_shape(step, state, {"image": jnp.asarray(test_x[:batch_size])}, key):
     return None
   kls = [np.asarray(step(state, {"image": jnp.asarray(test_x[lo:lo + batch_size])},
                          key)["kl"]) for lo in range(0, len(test_x), batch_size)]

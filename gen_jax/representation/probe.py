@@ -43,17 +43,6 @@ from gen_jax.representation import knn, linear, reduce
 BASELINES = ("pixels", "pca")
 
 
-def dataset_of(config: ml_collections.ConfigDict) -> str:
-  """The labelled dataset of the probes: ``probe.dataset``, else the run's (MNIST for the
-  unlabelled binarized MNIST)."""
-  name = config.probe.dataset or config.dataset.name
-  name = "mnist" if name == "binarized_mnist" else name
-  if not data.info(name).has_labels:
-    raise ValueError(f"the probes need labels, and dataset {name!r} has none; set "
-                     "--config.probe.dataset to a labelled dataset.")
-  return name
-
-
 def labelled_split(name: str, split: str, *, num: int = 0, data_dir: Optional[str] = None
                    ) -> tuple[np.ndarray, np.ndarray]:
   """(float32 images in [0, 1], int labels): the first ``num`` (0: all) of a labelled split."""
@@ -181,7 +170,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
   workdir = pathlib.Path(workdir)
   run, state = run_lib.restore(config, workdir, check=lambda run: check(config, run.family))
   p = config.probe
-  name = dataset_of(config)
+  name = data.labelled_dataset(config, "probe")
   data_dir = config.dataset.data_dir or None
   train_x, train_y = labelled_split(name, "train", num=p.num_train, data_dir=data_dir)
   test_x, test_y = labelled_split(name, "test", num=p.num_test, data_dir=data_dir)
