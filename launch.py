@@ -51,6 +51,9 @@ def main(argv):
   from gen_jax import checkpoint, data, train
   if _MULTIHOST.value:
     jax.distributed.initialize()
+  if not jax.config.jax_compilation_cache_dir:   # JAX_COMPILATION_CACHE_DIR wins where it is set
+    # A rerun, a resume after preemption and the eval modes reuse the compiled steps.
+    jax.config.update("jax_compilation_cache_dir", str(data.cache_dir() / "xla"))
   logging.info("JAX %s on %d %s device(s), %d process(es)", jax.__version__, jax.device_count(),
                jax.devices()[0].platform, jax.process_count())
   config = _CONFIG.value

@@ -117,7 +117,8 @@ def _data_source(name: str, split: str, data_dir: Optional[str], download: bool 
         f"e.g. export TFDS_DATA_DIR=/path/to/tensorflow_datasets.") from e
 
 
-def _cache_dir() -> pathlib.Path:
+def cache_dir() -> pathlib.Path:
+  """``$GEN_JAX_CACHE_DIR`` (default ``~/.cache/gen_jax``): decoded datasets, compiled programs."""
   return pathlib.Path(os.environ.get("GEN_JAX_CACHE_DIR", pathlib.Path.home() / ".cache" / "gen_jax"))
 
 
@@ -135,7 +136,7 @@ def read_rows(name: str, split: str, lo: int, hi: int, *, data_dir: Optional[str
   """
   ds = _data_source(name, split, data_dir, download)
   version = str(getattr(getattr(ds, "dataset_info", None), "version", "unknown"))
-  path = _cache_dir() / name / version / f"{split}-{lo}-{hi}.npz"
+  path = cache_dir() / name / version / f"{split}-{lo}-{hi}.npz"
   if cache and path.exists():
     with np.load(path) as f:
       return f["images"], (f["labels"] if "labels" in f else None)

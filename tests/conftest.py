@@ -1,4 +1,5 @@
-"""Test set-up: 8 fake CPU devices (set before JAX starts) and the real datasets of ../shared/tfds."""
+"""Test set-up: 8 fake CPU devices (set before JAX starts), a persistent compilation cache and the
+real datasets of ../shared/tfds."""
 
 import os
 import pathlib
@@ -7,6 +8,13 @@ import sys
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# JAX's persistent compilation cache, shared by the pytest-xdist workers and the launch.py
+# subprocesses of the tests: the tiny runs of many tests compile the same programs, and compilation
+# is most of a tiny run (25 s cold, 4 s warm for the loop test). Every program is cached, however
+# fast it compiled.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".cache" / "xla"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 _SHARED_TFDS = ROOT.parent / "shared" / "tfds"
 if "TFDS_DATA_DIR" not in os.environ and _SHARED_TFDS.is_dir():
   os.environ["TFDS_DATA_DIR"] = str(_SHARED_TFDS)
