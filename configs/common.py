@@ -15,6 +15,12 @@ def base() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       family="vae", arch="mlp", hidden=(400,), latent_dim=20, channels=(32, 64), beta=1.0,
       num_classes=0,         # > 0: the conditional VAE, q(z | x, y) and p(x | z, y)
+      objective="elbo",      # the VAE's: 'elbo' (recon + beta * KL) or 'iwae' (Burda et al. 2016)
+      num_samples=1,         # samples of the IWAE bound in training
+      flow="",               # the VAE's posterior flow: '' (a diagonal Gaussian) or 'iaf'
+      flow_steps=0,          # IAF steps (Kingma et al. 2016)
+      flow_hidden=(320, 320),  # each step's MADE layers
+      context_dim=0,         # encoder outputs the MADEs read beside z (the paper's h)
   ))
   c.optimizer = optimizer()
   c.batch_size = 128

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax.losses import densities
+from gen_jax.models.flows import IAF
 from gen_jax.models.layers import Conv2x, ConvTranspose2x
 
 
@@ -113,9 +115,12 @@ class _EncoderDecoder(nn.Module):
   channels: Sequence[int] = (32, 64)
   outputs_per_code = 1   # a class constant, not a field
 
+  def _encoder_outputs(self) -> int:
+    return self.outputs_per_code * self.latent_dim
+
   def setup(self):
     self.encoder = make_encoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                out_dim=self.outputs_per_code * self.latent_dim)
+                                out_dim=self._encoder_outputs())
     self.decoder = make_decoder(self.arch, hidden=self.hidden, channels=self.channels,
                                 image_shape=self.image_shape)
 
@@ -124,9 +129,25 @@ class VAE(_EncoderDecoder):
   """Gaussian encoder q(z|x) = N(mean, diag(exp(logvar))), prior N(0, I), Bernoulli decoder.
 
   With ``num_classes`` > 0, the conditional VAE (Sohn et al. 2015): q(z | x, y) and p(x | z, y)
-  take the one-hot of the label y beside the flattened image and the code (MLP encoder only)."""
+  take the one-hot of the label y beside the flattened image and the code (MLP encoder only).
+
+  With ``flow='iaf'``, q(z|x) is that Gaussian pushed through ``flow_steps`` steps of inverse
+  autoregressive flow (:mod:`gen_jax.models.flows`) whose MADEs (``flow_hidden`` units) also read
+  a context of ``context_dim`` further encoder outputs (Kingma et al. 2016)."""
   outputs_per_code = 2   # mean and log-variance
   num_classes: int = 0
+  flow: str = ""         # '' (a diagonal Gaussian q) or 'iaf'
+  flow_steps: int = 0
+  flow_hidden: Sequence[int] = (320, 320)
+  context_dim: int = 0
+
+  def _encoder_outputs(self) -> int:
+    return 2 * self.latent_dim + (self.context_dim if self.flow else 0)
+
+  def setup(self):
+    super().setup()
+    if self.flow:
+      self.posterior_flow = IAF(num_steps=self.flow_steps, hidden=tuple(self.flow_hidden))
 
   def _with_label(self, h: jax.Array, y: Optional[jax.Array]) -> jax.Array:
     if not self.num_classes:
@@ -136,20 +157,45 @@ class VAE(_EncoderDecoder):
     onehot = jax.nn.one_hot(y, self.num_classes, dtype=h.dtype)
     return jnp.concatenate([h, jnp.broadcast_to(onehot, h.shape[:-1] + onehot.shape[-1:])], -1)
 
-  def encode(self, x: jax.Array, y: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
-    """Returns (mean, logvar) of q(z|x) (or q(z|x, y)), each (batch, latent_dim)."""
+  def _encode_all(self, x: jax.Array, y: Optional[jax.Array]):
     if self.num_classes:
       x = self._with_label(x.reshape(x.shape[0], -1), y)
-    mean, logvar = jnp.split(self.encoder(x), 2, axis=-1)
+    out = self.encoder(x)
+    d = self.latent_dim
+    return out[:, :d], out[:, d:2 * d], out[:, 2 * d:]
+
+  def encode(self, x: jax.Array, y: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
+    """Returns (mean, logvar) of the Gaussian q(z|x) (or q(z|x, y)), each (batch, latent_dim);
+    with a flow, of its base distribution q(z_0 | x)."""
+    mean, logvar, _ = self._encode_all(x, y)
     return mean, logvar
+
+  def posterior(self, x: jax.Array, eps: jax.Array,
+                y: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
+    """(z, log q(z|x)) for the standard-normal draws ``eps`` of shape (..., batch, latent_dim):
+    z = mean + std * eps, then the flow if there is one."""
+    mean, logvar, context = self._encode_all(x, y)
+    z = mean + jnp.exp(0.5 * logvar) * eps
+    log_q = densities.gaussian_log_prob(z, mean, logvar)
+    if self.flow:
+      z, log_det = self.posterior_flow(z, context)
+      log_q = log_q - log_det
+    return z, log_q
+
+  def code(self, x: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
+    """The representative code of x: the mean of q(z|x); with a flow, the flow of the base mean."""
+    mean, _, context = self._encode_all(x, y)
+    return self.posterior_flow(mean, context)[0] if self.flow else mean
 
   def decode(self, z: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
     """Bernoulli logits of p(x|z) (or p(x|z, y)); any leading batch axes of z are kept."""
     return self.decoder(self._with_label(z, y))
 
   def __call__(self, x: jax.Array, key: jax.Array, y: Optional[jax.Array] = None):
+    """(logits of p(x|z), mean, logvar) for one z ~ q(z|x) (with a flow, z_T of the flow)."""
     mean, logvar = self.encode(x, y)
-    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    z = self.posterior(x, eps, y)[0] if self.flow else mean + jnp.exp(0.5 * logvar) * eps
     return self.decode(z, y), mean, logvar
 
 

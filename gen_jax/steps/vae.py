@@ -53,12 +53,29 @@ def _labels(batch: dict, model: VAE):
   return batch["label"]
 
 
+def sampled_terms(params, x: jax.Array, eps: jax.Array, *, model: VAE,
+                  labels: Optional[jax.Array] = None) -> dict[str, jax.Array]:
+  """For the standard-normal draws ``eps`` of shape (..., batch, latent_dim), z ~ q(z|x) and per
+  draw: ``recon`` = -log p(x|z), ``log_q`` = log q(z|x), ``log_prior`` = log p(z)."""
+  variables = {"params": params}
+  z, log_q = model.apply(variables, x, eps, labels, method=VAE.posterior)
+  logits = model.apply(variables, z, labels, method=VAE.decode)
+  return {"recon": -densities.bernoulli_log_prob(logits, x), "log_q": log_q,
+          "log_prior": densities.standard_normal_log_prob(z)}
+
+
 def elbo_terms(params, x: jax.Array, key: jax.Array, *, model: VAE,
                labels: Optional[jax.Array] = None) -> dict[str, jax.Array]:
   """One-sample estimates, per example: ``recon`` = -log p(x|z), ``kl`` = KL(q(z|x) || p(z))
-  (for the conditional VAE, given the ``labels``)."""
-  logits, mean, logvar = model.apply({"params": params}, x, key, labels)
-  return {"recon": -densities.bernoulli_log_prob(logits, x), "kl": densities.gaussian_kl(mean, logvar)}
+  (for the conditional VAE, given the ``labels``): in closed form for the Gaussian q, as
+  log q(z|x) - log p(z) at the sample with a flow."""
+  if not model.flow:
+    logits, mean, logvar = model.apply({"params": params}, x, key, labels)
+    return {"recon": -densities.bernoulli_log_prob(logits, x),
+            "kl": densities.gaussian_kl(mean, logvar)}
+  eps = jax.random.normal(key, (x.shape[0], model.latent_dim), x.dtype)
+  t = sampled_terms(params, x, eps, model=model, labels=labels)
+  return {"recon": t["recon"], "kl": t["log_q"] - t["log_prior"]}
 
 
 def loss_fn(params, x: jax.Array, key: jax.Array, *, model: VAE, beta: float = 1.0,
@@ -68,11 +85,33 @@ def loss_fn(params, x: jax.Array, key: jax.Array, *, model: VAE, beta: float = 1
   return jnp.mean(terms["recon"] + beta * terms["kl"]), terms
 
 
-def train_step(state: TrainState, batch: dict, *, model: VAE,
-               beta: float = 1.0) -> tuple[TrainState, dict[str, jax.Array]]:
-  (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params[NET], batch["image"], state.step_key(), model=model, beta=beta,
-      labels=_labels(batch, model))
+def iwae_loss_fn(params, x: jax.Array, key: jax.Array, *, model: VAE, num_samples: int,
+                 labels: Optional[jax.Array] = None):
+  """Mean over the batch of minus the ``num_samples``-sample IWAE bound (Burda et al. 2016);
+  the terms are (num_samples, batch)."""
+  eps = jax.random.normal(key, (num_samples, x.shape[0], model.latent_dim), x.dtype)
+  t = sampled_terms(params, x, eps, model=model, labels=labels)
+  log_w = t["log_prior"] - t["recon"] - t["log_q"]
+  return -densities.importance_weighted_bound(log_w, axis=0).mean(), {
+      "recon": t["recon"], "kl": t["log_q"] - t["log_prior"]}
+
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+def train_step(state: TrainState, batch: dict, *, model: VAE, beta: float = 1.0,
+               objective: str = "elbo",
+               num_samples: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One Adam (or ``state``'s optimizer) step on recon + beta * KL (``objective='elbo'``), or on
+  minus the IWAE bound of ``num_samples`` samples (``'iwae'``; ``beta`` unused). ``neg_elbo`` is
+  the mean over samples of the one-sample bound in both."""
+  labels = _labels(batch, model)
+  if objective == "iwae":
+    fn = functools.partial(iwae_loss_fn, model=model, num_samples=num_samples, labels=labels)
+  else:
+    fn = functools.partial(loss_fn, model=model, beta=beta, labels=labels)
+  (loss, terms), grads = jax.value_and_grad(fn, has_aux=True)(
+      state.params[NET], batch["image"], state.step_key())
   metrics = {"loss": loss, "recon": terms["recon"].mean(), "kl": terms["kl"].mean(),
              "neg_elbo": (terms["recon"] + terms["kl"]).mean()}
   return state.apply_gradients({NET: grads}), metrics
@@ -98,8 +137,9 @@ def sample(state: TrainState, key: jax.Array, num: int, labels: Optional[jax.Arr
 
 
 def encode(state: TrainState, images: jax.Array, *, model: VAE) -> jax.Array:
-  """The posterior mean of q(z|x) for images in [0, 1], (batch, latent_dim)."""
-  return model.apply({"params": state.params[NET]}, images, method=VAE.encode)[0]
+  """The posterior mean of q(z|x) for images in [0, 1], (batch, latent_dim); with a flow, the
+  flow of its base distribution's mean."""
+  return model.apply({"params": state.params[NET]}, images, method=VAE.code)
 
 
 def decode(state: TrainState, z: jax.Array, *, model: VAE) -> jax.Array:
@@ -132,21 +172,16 @@ def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, 
 def reconstruct(state: TrainState, batch: dict, *, model: VAE) -> jax.Array:
   """Bernoulli means of p(x | z = posterior mean) (given the batch's labels, conditional VAE)."""
   variables, y = {"params": state.params[NET]}, _labels(batch, model)
-  mean = model.apply(variables, batch["image"], y, method=VAE.encode)[0]
-  return jax.nn.sigmoid(model.apply(variables, mean, y, method=VAE.decode))
+  code = model.apply(variables, batch["image"], y, method=VAE.code)
+  return jax.nn.sigmoid(model.apply(variables, code, y, method=VAE.decode))
 
 
 def log_importance_weights(params, x: jax.Array, key: jax.Array, *, model: VAE,
                            k: int) -> jax.Array:
   """(batch, k) log-weights log p(x, z_i) - log q(z_i | x), z_i ~ q(z|x)."""
-  variables = {"params": params}
-  mean, logvar = model.apply(variables, x, method=VAE.encode)
-  eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
-  z = mean + jnp.exp(0.5 * logvar) * eps                                   # (k, B, D)
-  logits = model.apply(variables, z, method=VAE.decode)                    # (k, B, H, W, C)
-  log_w = (densities.bernoulli_log_prob(logits, x) + densities.standard_normal_log_prob(z)
-           - densities.gaussian_log_prob(z, mean, logvar))
-  return log_w.T
+  eps = jax.random.normal(key, (k, x.shape[0], model.latent_dim), x.dtype)
+  t = sampled_terms(params, x, eps, model=model)
+  return (t["log_prior"] - t["recon"] - t["log_q"]).T
 
 
 def log_likelihood(state: TrainState, batch: dict, key: jax.Array, *, model: VAE, k: int,
@@ -165,8 +200,10 @@ def log_likelihood(state: TrainState, batch: dict, key: jax.Array, *, model: VAE
 
 
 def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> VAE:
+  m = config.model
   model = ae.create_model(config, image_shape, module=VAE)
-  return model.clone(num_classes=config.model.num_classes)
+  return model.clone(num_classes=m.num_classes, flow=m.flow, flow_steps=m.flow_steps,
+                     flow_hidden=tuple(m.flow_hidden), context_dim=m.context_dim)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -178,6 +215,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.model.num_classes < 0 or (config.model.num_classes and config.model.arch != "mlp"):
     raise ValueError(f"model.num_classes={config.model.num_classes}: the conditional VAE "
                      "(num_classes > 0, 10 for MNIST) has an MLP encoder; set model.arch='mlp'.")
+  m = config.model
+  if m.objective not in OBJECTIVES or m.num_samples < 1:
+    raise ValueError(f"model.objective={m.objective!r}, model.num_samples={m.num_samples}: "
+                     f"choose {' or '.join(map(repr, OBJECTIVES))} and num_samples >= 1.")
+  if m.objective == "iwae" and m.beta != 1.0:
+    raise ValueError(f"model.beta={m.beta} with model.objective='iwae': the IWAE bound has no "
+                     "KL weight; set model.beta=1 or model.objective='elbo'.")
+  if m.flow not in ("", "iaf") or (m.flow and (m.flow_steps < 1 or not m.flow_hidden)):
+    raise ValueError(f"model.flow={m.flow!r}, flow_steps={m.flow_steps}, flow_hidden="
+                     f"{tuple(m.flow_hidden)}: the posterior flow is '' (none) or 'iaf', with "
+                     "flow_steps >= 1 and at least one hidden layer.")
   if config.apps.method not in ("", *INPAINT_METHODS):
     raise ValueError(f"apps.method={config.apps.method!r}: the VAE completes images by "
                      f"{' or '.join(repr(m) for m in INPAINT_METHODS)} ('' = 'mwg').")
@@ -192,13 +240,15 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
     return Family(
         init=p(init_state, model=model, tx=optim.make(config.optimizer),
                image_shape=tuple(image_shape)),
-        train_step=p(train_step, model=model, beta=config.model.beta),
+        train_step=p(train_step, model=model, beta=config.model.beta,
+                   objective=config.model.objective, num_samples=config.model.num_samples),
         eval_step=p(eval_step, model=model), sample=p(sample, model=model),
         reconstruct=p(reconstruct, model=model), num_classes=model.num_classes)
   return Family(
       init=p(init_state, model=model, tx=optim.make(config.optimizer),
              image_shape=tuple(image_shape)),
-      train_step=p(train_step, model=model, beta=config.model.beta),
+      train_step=p(train_step, model=model, beta=config.model.beta,
+                   objective=config.model.objective, num_samples=config.model.num_samples),
       eval_step=p(eval_step, model=model),
       sample=p(sample, model=model),
       reconstruct=p(reconstruct, model=model),
