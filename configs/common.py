@@ -21,6 +21,8 @@ def base() -> ml_collections.ConfigDict:
       flow_steps=0,          # IAF steps (Kingma et al. 2016)
       flow_hidden=(320, 320),  # each step's MADE layers
       context_dim=0,         # encoder outputs the MADEs read beside z (the paper's h)
+      latent_dim2=0,         # > 0: the VAE's second stochastic layer h2 (Burda et al. 2016)
+      hidden2=(),            # units of q(h2 | h1) (and, reversed, of p(h1 | h2))
   ))
   c.optimizer = optimizer()
   c.batch_size = 128

@@ -176,7 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           functools.partial(family.interpolate, num=config.apps.path_points),
           static_argnames="method"),
       "encode": family.encode and jax.jit(family.encode),
-      "prior": family.prior and jax.jit(family.prior, static_argnums=1),
+      "prior": family.prior and jax.jit(family.prior, static_argnums=2),
   }
 
   preemption = _Preemption()
@@ -274,7 +274,7 @@ def _evaluate_and_write(state: TrainState, run: run_lib.Run, fns: dict[str, Call
     if fns["encode"] is not None:   # between test images, through the encoder: straight lines
       z, method = fns["encode"](state, run.test_images[:2 * rows]), "lerp"
     else:                           # between prior draws
-      z, method = fns["prior"](run.keys["sample"], 2 * rows), config.apps.interpolation
+      z, method = fns["prior"](state, run.keys["sample"], 2 * rows), config.apps.interpolation
     grid = jax.device_get(fns["interpolate"](state, z[:rows], z[rows:], method=method))
     writer.write_images(step, "interpolations", grid.reshape(-1, *grid.shape[2:]),
                         ncols=grid.shape[1])

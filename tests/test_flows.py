@@ -1,4 +1,5 @@
-"""Inverse autoregressive flow and the IWAE objective: Jacobians, densities, bounds."""
+"""Inverse autoregressive flow, two stochastic layers and the IWAE objective: Jacobians,
+densities, bounds."""
 
 import functools
 import math
@@ -151,3 +152,72 @@ def test_train_step_reduces_the_loss(objective, flow):
     first = first if first is not None else float(metrics["loss"])
   assert float(metrics["loss"]) < first - 50
   assert np.isfinite(float(metrics["neg_elbo"]))
+
+
+def _two_layer(image_shape=(1, 2, 1)):
+  model = VAE(arch="mlp", hidden=(8,), latent_dim=1, image_shape=image_shape, latent_dim2=1,
+              hidden2=(8,))
+  import optax
+  state = vae.init_state(jax.random.key_data(jax.random.key(0)), model=model, tx=optax.adam(1e-3),
+                         image_shape=image_shape)
+  return model, _scramble(state.params["vae"], jax.random.key(1), 0.5)
+
+
+def test_two_stochastic_layers_importance_weights_average_to_the_exact_marginal():
+  """p(x) of a 2-pixel model with scalar h1 and h2 by quadrature over (h1, h2): it sums to one
+  over the 4 images, and the importance weights p(x, h1, h2) / q(h1, h2 | x) average to it
+  (within 4 of their own standard errors); the one-sample bound lies below log p(x)."""
+  model, params = _two_layer()
+  v = {"params": params}
+  edge = np.linspace(-9, 9, 361)
+  h1, h2 = np.meshgrid(edge, edge, indexing="ij")
+  z = jnp.asarray(np.stack([h1.ravel(), h2.ravel()], -1))
+  log_pz = model.apply(v, z, method=VAE.log_prior)
+  logits = model.apply(v, z, method=VAE.decode).reshape(-1, 2)
+  images = np.array([[a, b] for a in (0, 1) for b in (0, 1)], np.float32)
+  cell = (edge[1] - edge[0]) ** 2
+  log_px = np.array([jax.nn.logsumexp(log_pz + densities.bernoulli_log_prob(logits, jnp.asarray(x)))
+                     for x in images]) + np.log(cell)
+  assert np.exp(log_px).sum() == pytest.approx(1.0, abs=1e-4)
+  # p(h2) p(h1 | h2) alone integrates to one: the prior's conditional is normalised.
+  assert float(jax.nn.logsumexp(log_pz) + np.log(cell)) == pytest.approx(0.0, abs=1e-4)
+  x = jnp.asarray(images.reshape(4, 1, 2, 1))
+  k = 200_000
+  log_w = np.asarray(vae.log_importance_weights(params, x, jax.random.key(7), model=model, k=k),
+                     np.float64)
+  w = np.exp(log_w)
+  mean, stderr = w.mean(1), w.std(1) / math.sqrt(k)
+  assert np.all(stderr < 0.01 * np.exp(log_px))       # precise enough to mean something
+  assert np.all(np.abs(mean - np.exp(log_px)) < 4 * stderr), (mean, np.exp(log_px), stderr)
+  assert np.all(log_w.mean(1) < log_px)               # the one-sample bound is looser
+
+
+def test_two_stochastic_layers_prior_draws_are_ancestral():
+  model, params = _two_layer()
+  v = {"params": params}
+  eps = jax.random.normal(jax.random.key(3), (50000, 2))
+  z = model.apply(v, eps, method=VAE.sample_prior)
+  np.testing.assert_array_equal(z[:, 1], eps[:, 1])   # h2 ~ N(0, I) is the draw itself
+  # h1 | h2 ~ N(mean(h2), var(h2)): standardised by the prior's own layer, h1 is eps[:, 0].
+  mean, logvar = model.apply(v, z[:, 1:], method=lambda m, h: m._gaussian(m.prior1, h))
+  np.testing.assert_allclose((z[:, :1] - mean) * jnp.exp(-0.5 * logvar), eps[:, :1], atol=1e-4)
+
+
+def test_two_stochastic_layers_train_and_reject_a_flow():
+  import ml_collections
+  from configs import common
+  model, x = VAE(arch="mlp", hidden=(32,), latent_dim=6, image_shape=(28, 28, 1), latent_dim2=3,
+                 hidden2=(16,)), _images(32)
+  import optax
+  state = vae.init_state(jax.random.key_data(jax.random.key(0)), model=model,
+                         tx=optax.adam(3e-3), image_shape=(28, 28, 1))
+  step = jax.jit(functools.partial(vae.train_step, model=model, objective="iwae", num_samples=5))
+  state, first = step(state, {"image": x})
+  for _ in range(40):
+    state, metrics = step(state, {"image": x})
+  assert float(metrics["loss"]) < float(first["loss"]) - 50
+  c = common.base()
+  c.model.latent_dim2, c.model.flow, c.model.flow_steps = 3, "iaf", 1
+  with pytest.raises(ValueError, match="model.latent_dim2=3: a second stochastic layer"):
+    vae.validate(c)
+  assert isinstance(c, ml_collections.ConfigDict)

@@ -43,17 +43,22 @@ def paste(images: jax.Array, mask: jax.Array, filled: jax.Array) -> jax.Array:
 # VAE: posterior-guided chains.
 
 
-def _log_joint(x: jax.Array, z: jax.Array, decode_logits: Callable) -> jax.Array:
+def _log_joint(x: jax.Array, z: jax.Array, decode_logits: Callable,
+               log_prior: Callable) -> jax.Array:
   """log p(x | z) + log p(z), per example."""
-  return densities.bernoulli_log_prob(decode_logits(z), x) + densities.standard_normal_log_prob(z)
+  return densities.bernoulli_log_prob(decode_logits(z), x) + log_prior(z)
 
 
 def vae_chain(key: jax.Array, images: jax.Array, mask: jax.Array, *, encode: Callable,
-              decode_logits: Callable, num_steps: int, metropolis: bool,
-              sample_pixels: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+              decode_logits: Callable, num_steps: int, metropolis: bool, sample_pixels: bool,
+              log_prior: Callable = densities.standard_normal_log_prob,
+              ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The chain of :func:`metropolis_within_gibbs` (``metropolis=True``) or :func:`pseudo_gibbs`.
 
-  ``encode(x) -> (mean, logvar)`` of q(z | x); ``decode_logits(z)`` -> Bernoulli logits of p(x | z).
+  ``encode(x) -> (mean, logvar)`` of a Gaussian proposal q(z | x); ``decode_logits(z)`` ->
+  Bernoulli logits of p(x | z); ``log_prior(z)`` -> log p(z) (N(0, I) unless given). Any Gaussian
+  proposal keeps the Metropolis chain exact: a flow's base distribution, or a hierarchical
+  posterior's Gaussian at its means, serve.
   The missing pixels start at the mean of the known ones (:func:`masks.known_mean_fill`). With
   ``sample_pixels`` the x-move draws binary pixels from p(x | z) (the exact chain); without, it
   sets them to the Bernoulli means (the usual choice for grey-level images).
@@ -70,8 +75,10 @@ def vae_chain(key: jax.Array, images: jax.Array, mask: jax.Array, *, encode: Cal
     mean, logvar = encode(x)
     z_new = mean + jnp.exp(0.5 * logvar) * jax.random.normal(k_z, mean.shape, mean.dtype)
     if metropolis:
-      log_ratio = (_log_joint(x, z_new, decode_logits) - densities.gaussian_log_prob(z_new, mean, logvar)
-                   - _log_joint(x, z, decode_logits) + densities.gaussian_log_prob(z, mean, logvar))
+      log_ratio = (_log_joint(x, z_new, decode_logits, log_prior)
+                   - densities.gaussian_log_prob(z_new, mean, logvar)
+                   - _log_joint(x, z, decode_logits, log_prior)
+                   + densities.gaussian_log_prob(z, mean, logvar))
       accept = jnp.log(jax.random.uniform(k_u, log_ratio.shape)) < log_ratio
       z = jnp.where(accept[:, None], z_new, z)
       accepted = accepted + accept
@@ -87,17 +94,22 @@ def vae_chain(key: jax.Array, images: jax.Array, mask: jax.Array, *, encode: Cal
 
 
 def metropolis_within_gibbs(key: jax.Array, images: jax.Array, mask: jax.Array, *,
-                            encode: Callable, decode_logits: Callable, num_steps: int) -> jax.Array:
+                            encode: Callable, decode_logits: Callable, num_steps: int,
+                            log_prior: Callable = densities.standard_normal_log_prob) -> jax.Array:
   """Completed images: the chain of :func:`vae_chain` with the Metropolis-Hastings z-move and
   exact binary x-moves, then the Bernoulli means of p(x | z) at its last z on the missing pixels."""
   _, z, _ = vae_chain(key, images, mask, encode=encode, decode_logits=decode_logits,
-                      num_steps=num_steps, metropolis=True, sample_pixels=True)
+                      num_steps=num_steps, metropolis=True, sample_pixels=True,
+                      log_prior=log_prior)
   return paste(images, mask, jax.nn.sigmoid(decode_logits(z)))
 
 
 def pseudo_gibbs(key: jax.Array, images: jax.Array, mask: jax.Array, *, encode: Callable,
-                 decode_logits: Callable, num_steps: int) -> jax.Array:
-  """Completed images: z ~ q(z | x), missing pixels <- the means of p(x | z), ``num_steps`` times."""
+                 decode_logits: Callable, num_steps: int,
+                 log_prior: Optional[Callable] = None) -> jax.Array:
+  """Completed images: z ~ q(z | x), missing pixels <- the means of p(x | z), ``num_steps`` times
+  (``log_prior`` unused: the chain always accepts)."""
+  del log_prior
   x, _, _ = vae_chain(key, images, mask, encode=encode, decode_logits=decode_logits,
                       num_steps=num_steps, metropolis=False, sample_pixels=False)
   return x

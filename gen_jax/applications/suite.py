@@ -214,8 +214,8 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str | pathlib.P
                           for _, lo, hi in _batches(len(idx), a.batch_size)])
       starts.append(("encoder", z, "lerp"))
     if family.prior is not None:
-      z = np.asarray(jax.jit(family.prior, static_argnums=1)(
-          jax.random.PRNGKey(a.seed + 1), 2 * pairs))
+      z = np.asarray(jax.jit(family.prior, static_argnums=2)(
+          state, jax.random.PRNGKey(a.seed + 1), 2 * pairs))
       starts.append(("prior", z, a.interpolation))
     for source, z, method in starts:
       t0 = time.time()

@@ -133,13 +133,30 @@ class VAE(_EncoderDecoder):
 
   With ``flow='iaf'``, q(z|x) is that Gaussian pushed through ``flow_steps`` steps of inverse
   autoregressive flow (:mod:`gen_jax.models.flows`) whose MADEs (``flow_hidden`` units) also read
-  a context of ``context_dim`` further encoder outputs (Kingma et al. 2016)."""
+  a context of ``context_dim`` further encoder outputs (Kingma et al. 2016).
+
+  With ``latent_dim2`` > 0, two stochastic layers (Burda et al. 2016, section 5): h1 of
+  ``latent_dim`` units and h2 of ``latent_dim2``, q(h1|x) q(h2|h1) and p(h2) p(h1|h2) p(x|h1),
+  the Gaussians between h1 and h2 computed by MLPs of ``hidden2`` units (reversed in p). The code
+  z is (h1, h2) concatenated, ``code_dim`` = latent_dim + latent_dim2 wide; the decoder reads h1."""
   outputs_per_code = 2   # mean and log-variance
   num_classes: int = 0
   flow: str = ""         # '' (a diagonal Gaussian q) or 'iaf'
   flow_steps: int = 0
   flow_hidden: Sequence[int] = (320, 320)
   context_dim: int = 0
+  latent_dim2: int = 0   # > 0: a second stochastic layer h2
+  hidden2: Sequence[int] = ()
+
+  @property
+  def code_dim(self) -> int:
+    """Width of z: latent_dim, or latent_dim + latent_dim2 with two stochastic layers."""
+    return self.latent_dim + self.latent_dim2
+
+  @property
+  def closed_form_kl(self) -> bool:
+    """Whether KL(q(z|x) || p(z)) is the Gaussian's closed form (no flow, one stochastic layer)."""
+    return not self.flow and not self.latent_dim2
 
   def _encoder_outputs(self) -> int:
     return 2 * self.latent_dim + (self.context_dim if self.flow else 0)
@@ -148,6 +165,16 @@ class VAE(_EncoderDecoder):
     super().setup()
     if self.flow:
       self.posterior_flow = IAF(num_steps=self.flow_steps, hidden=tuple(self.flow_hidden))
+    if self.latent_dim2:
+      self.encoder2 = MLPEncoder(hidden=tuple(self.hidden2), out_dim=2 * self.latent_dim2)
+      self.prior1 = MLPEncoder(hidden=tuple(reversed(self.hidden2)), out_dim=2 * self.latent_dim)
+
+  @staticmethod
+  def _gaussian(net: nn.Module, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean, logvar) of a Gaussian layer ``net`` of h, any leading axes of h kept."""
+    out = net(h.reshape(-1, h.shape[-1]))
+    mean, logvar = jnp.split(out.reshape(h.shape[:-1] + out.shape[-1:]), 2, axis=-1)
+    return mean, logvar
 
   def _with_label(self, h: jax.Array, y: Optional[jax.Array]) -> jax.Array:
     if not self.num_classes:
@@ -165,37 +192,74 @@ class VAE(_EncoderDecoder):
     return out[:, :d], out[:, d:2 * d], out[:, 2 * d:]
 
   def encode(self, x: jax.Array, y: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
-    """Returns (mean, logvar) of the Gaussian q(z|x) (or q(z|x, y)), each (batch, latent_dim);
-    with a flow, of its base distribution q(z_0 | x)."""
+    """Returns (mean, logvar) of the Gaussian q(z|x) (or q(z|x, y)), each (batch, code_dim);
+    with a flow, of its base distribution q(z_0 | x); with two stochastic layers, of
+    q(h1|x) q(h2 | h1 = its mean), a Gaussian near the posterior (MWG's proposal)."""
     mean, logvar, _ = self._encode_all(x, y)
+    if self.latent_dim2:
+      mean2, logvar2 = self._gaussian(self.encoder2, mean)
+      return jnp.concatenate([mean, mean2], -1), jnp.concatenate([logvar, logvar2], -1)
     return mean, logvar
 
   def posterior(self, x: jax.Array, eps: jax.Array,
                 y: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array]:
-    """(z, log q(z|x)) for the standard-normal draws ``eps`` of shape (..., batch, latent_dim):
-    z = mean + std * eps, then the flow if there is one."""
+    """(z, log q(z|x)) for the standard-normal draws ``eps`` of shape (..., batch, code_dim):
+    z = mean + std * eps, then the flow if there is one; with two stochastic layers h1 so, then
+    h2 ~ q(h2 | h1) from the rest of eps."""
     mean, logvar, context = self._encode_all(x, y)
-    z = mean + jnp.exp(0.5 * logvar) * eps
+    d = self.latent_dim
+    z = mean + jnp.exp(0.5 * logvar) * eps[..., :d]
     log_q = densities.gaussian_log_prob(z, mean, logvar)
     if self.flow:
       z, log_det = self.posterior_flow(z, context)
       log_q = log_q - log_det
+    if self.latent_dim2:
+      mean2, logvar2 = self._gaussian(self.encoder2, z)
+      h2 = mean2 + jnp.exp(0.5 * logvar2) * eps[..., d:]
+      log_q = log_q + densities.gaussian_log_prob(h2, mean2, logvar2)
+      z = jnp.concatenate([z, h2], -1)
     return z, log_q
 
+  def log_prior(self, z: jax.Array) -> jax.Array:
+    """log p(z): N(0, I), or p(h2) p(h1 | h2) with two stochastic layers."""
+    if not self.latent_dim2:
+      return densities.standard_normal_log_prob(z)
+    h1, h2 = z[..., :self.latent_dim], z[..., self.latent_dim:]
+    mean, logvar = self._gaussian(self.prior1, h2)
+    return densities.standard_normal_log_prob(h2) + densities.gaussian_log_prob(h1, mean, logvar)
+
+  def sample_prior(self, eps: jax.Array) -> jax.Array:
+    """z ~ p(z) from standard-normal draws ``eps`` (..., code_dim): ancestral with two layers."""
+    if not self.latent_dim2:
+      return eps
+    h2 = eps[..., self.latent_dim:]
+    mean, logvar = self._gaussian(self.prior1, h2)
+    return jnp.concatenate([mean + jnp.exp(0.5 * logvar) * eps[..., :self.latent_dim], h2], -1)
+
   def code(self, x: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
-    """The representative code of x: the mean of q(z|x); with a flow, the flow of the base mean."""
+    """The representative code of x: the mean of q(z|x); with a flow, the flow of the base mean;
+    with two stochastic layers, (mean of q(h1|x), mean of q(h2 | that mean))."""
     mean, _, context = self._encode_all(x, y)
-    return self.posterior_flow(mean, context)[0] if self.flow else mean
+    if self.flow:
+      return self.posterior_flow(mean, context)[0]
+    return self.encode(x, y)[0] if self.latent_dim2 else mean
 
   def decode(self, z: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
-    """Bernoulli logits of p(x|z) (or p(x|z, y)); any leading batch axes of z are kept."""
-    return self.decoder(self._with_label(z, y))
+    """Bernoulli logits of p(x|z) (or p(x|z, y)); any leading batch axes of z are kept. With two
+    stochastic layers p(x | h1), h1 the first latent_dim entries of z."""
+    return self.decoder(self._with_label(z[..., :self.latent_dim], y))
 
   def __call__(self, x: jax.Array, key: jax.Array, y: Optional[jax.Array] = None):
-    """(logits of p(x|z), mean, logvar) for one z ~ q(z|x) (with a flow, z_T of the flow)."""
+    """(logits of p(x|z), mean, logvar) for one z ~ q(z|x) (with a flow, z_T of the flow; with two
+    stochastic layers, (h1, h2) drawn in turn, and every network of p(z) run once)."""
     mean, logvar = self.encode(x, y)
     eps = jax.random.normal(key, mean.shape, mean.dtype)
-    z = self.posterior(x, eps, y)[0] if self.flow else mean + jnp.exp(0.5 * logvar) * eps
+    if self.closed_form_kl:
+      z = mean + jnp.exp(0.5 * logvar) * eps
+    else:
+      z = self.posterior(x, eps, y)[0]
+      if self.latent_dim2:
+        self.log_prior(z)   # creates p(h1 | h2)'s parameters at init
     return self.decode(z, y), mean, logvar
 
 

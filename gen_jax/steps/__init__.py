@@ -45,7 +45,8 @@ class Family:
       importance samples (exact as k -> infinity).
     decode(state, z) -> images in [0, 1] from codes z (batch, d): the inverse of ``encode`` for an
       autoencoder, the generator for a GAN, the down-pass p(v | h) for an RBM.
-    prior(key, num) -> (num, d) codes drawn from the model's prior, the inputs of ``decode``.
+    prior(state, key, num) -> (num, d) codes drawn from the model's prior, the inputs of ``decode``
+      (``state`` for a prior with parameters: a hierarchical VAE's p(h1 | h2), a flow's).
     discriminator_features(state, images) -> (batch, F): a GAN discriminator's last hidden layer,
       the feature extractor of Radford et al. 2016 (:mod:`gen_jax.representation.probe`).
     interpolate(state, z_a, z_b, *, num, method) -> (batch, num, H, W, C) images along the path

@@ -340,7 +340,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       reconstruct=p(reconstruct, enc=enc, gen=gen, encoder=m.encoder),
       encode=p(encode, enc=enc, encoder=m.encoder),
       decode=p(decode, gen=gen),
-      prior=lambda key, num: sample_prior(key, (num, m.latent_dim), m.prior),
+      prior=lambda state, key, num: sample_prior(key, (num, m.latent_dim), m.prior),
       inpaint=p(inpaint, enc=enc, gen=gen, disc=disc, loss=m.loss, encoder=m.encoder, **latent_opt),
       inpaint_method=method,
   )

@@ -386,8 +386,10 @@ def discriminator_features(state: TrainState, images: jax.Array, *, disc: nn.Mod
   return h.reshape(h.shape[0], -1)
 
 
-def prior(key: jax.Array, num: int, *, z_dim: int, cat_dim: int = 0) -> jax.Array:
-  """The generator's inputs for ``num`` samples (:func:`latent`)."""
+def prior(state: TrainState, key: jax.Array, num: int, *, z_dim: int,
+          cat_dim: int = 0) -> jax.Array:
+  """The generator's inputs for ``num`` samples (:func:`latent`; ``state`` unused)."""
+  del state
   return latent(key, num, z_dim, cat_dim)[0]
 
 
@@ -407,7 +409,7 @@ def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, 
     return gan_losses.gen_loss(loss, d)
 
   num = batch["image"].shape[0]
-  z0 = prior(key, restarts * num, z_dim=z_dim, cat_dim=cat_dim).reshape(restarts, num, -1)
+  z0 = prior(state, key, restarts * num, z_dim=z_dim, cat_dim=cat_dim).reshape(restarts, num, -1)
   return completion.latent_optimisation(
       z0, batch["image"], mask, generate=lambda z: to_unit_range(g(z), output),
       num_steps=num_steps, learning_rate=learning_rate, prior_weight=prior_weight, adversarial=adversarial_loss,

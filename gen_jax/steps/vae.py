@@ -61,19 +61,19 @@ def sampled_terms(params, x: jax.Array, eps: jax.Array, *, model: VAE,
   z, log_q = model.apply(variables, x, eps, labels, method=VAE.posterior)
   logits = model.apply(variables, z, labels, method=VAE.decode)
   return {"recon": -densities.bernoulli_log_prob(logits, x), "log_q": log_q,
-          "log_prior": densities.standard_normal_log_prob(z)}
+          "log_prior": model.apply(variables, z, method=VAE.log_prior)}
 
 
 def elbo_terms(params, x: jax.Array, key: jax.Array, *, model: VAE,
                labels: Optional[jax.Array] = None) -> dict[str, jax.Array]:
   """One-sample estimates, per example: ``recon`` = -log p(x|z), ``kl`` = KL(q(z|x) || p(z))
   (for the conditional VAE, given the ``labels``): in closed form for the Gaussian q, as
-  log q(z|x) - log p(z) at the sample with a flow."""
-  if not model.flow:
+  log q(z|x) - log p(z) at the sample with a flow or two stochastic layers."""
+  if model.closed_form_kl:
     logits, mean, logvar = model.apply({"params": params}, x, key, labels)
     return {"recon": -densities.bernoulli_log_prob(logits, x),
             "kl": densities.gaussian_kl(mean, logvar)}
-  eps = jax.random.normal(key, (x.shape[0], model.latent_dim), x.dtype)
+  eps = jax.random.normal(key, (x.shape[0], model.code_dim), x.dtype)
   t = sampled_terms(params, x, eps, model=model, labels=labels)
   return {"recon": t["recon"], "kl": t["log_q"] - t["log_prior"]}
 
@@ -89,7 +89,7 @@ def iwae_loss_fn(params, x: jax.Array, key: jax.Array, *, model: VAE, num_sample
                  labels: Optional[jax.Array] = None):
   """Mean over the batch of minus the ``num_samples``-sample IWAE bound (Burda et al. 2016);
   the terms are (num_samples, batch)."""
-  eps = jax.random.normal(key, (num_samples, x.shape[0], model.latent_dim), x.dtype)
+  eps = jax.random.normal(key, (num_samples, x.shape[0], model.code_dim), x.dtype)
   t = sampled_terms(params, x, eps, model=model, labels=labels)
   log_w = t["log_prior"] - t["recon"] - t["log_q"]
   return -densities.importance_weighted_bound(log_w, axis=0).mean(), {
@@ -127,10 +127,11 @@ def eval_step(state: TrainState, batch: dict, key: jax.Array, *, model: VAE) -> 
 
 def sample(state: TrainState, key: jax.Array, num: int, labels: Optional[jax.Array] = None, *,
            model: VAE) -> jax.Array:
-  """Bernoulli means of p(x|z) for ``num`` draws z ~ N(0, I); the conditional VAE's of
-  p(x | z, y) for the given ``labels`` (uniformly drawn classes if None)."""
+  """Bernoulli means of p(x|z) for ``num`` draws z ~ p(z) (N(0, I) or, with two stochastic layers,
+  ancestral); the conditional VAE's of p(x | z, y) for the given ``labels`` (uniformly drawn
+  classes if None)."""
   z_key, y_key = jax.random.split(key)
-  z = jax.random.normal(z_key if model.num_classes else key, (num, model.latent_dim))
+  z = prior(state, z_key if model.num_classes else key, num, model=model)
   if model.num_classes and labels is None:
     labels = jax.random.randint(y_key, (num,), 0, model.num_classes)
   return jax.nn.sigmoid(model.apply({"params": state.params[NET]}, z, labels, method=VAE.decode))
@@ -147,9 +148,10 @@ def decode(state: TrainState, z: jax.Array, *, model: VAE) -> jax.Array:
   return jax.nn.sigmoid(model.apply({"params": state.params[NET]}, z, method=VAE.decode))
 
 
-def prior(key: jax.Array, num: int, *, model: VAE) -> jax.Array:
-  """z ~ N(0, I), (num, latent_dim)."""
-  return jax.random.normal(key, (num, model.latent_dim))
+def prior(state: TrainState, key: jax.Array, num: int, *, model: VAE) -> jax.Array:
+  """z ~ p(z), (num, code_dim): N(0, I), or h2 ~ N(0, I) then h1 ~ p(h1 | h2)."""
+  eps = jax.random.normal(key, (num, model.code_dim))
+  return model.apply({"params": state.params[NET]}, eps, method=VAE.sample_prior)
 
 
 INPAINT_METHODS = {"mwg": "Metropolis-within-Gibbs (Mattei & Frellsen 2018)",
@@ -166,6 +168,7 @@ def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, 
   return fn(key, batch["image"], mask,
             encode=lambda x: model.apply(variables, x, method=VAE.encode),
             decode_logits=lambda z: model.apply(variables, z, method=VAE.decode),
+            log_prior=lambda z: model.apply(variables, z, method=VAE.log_prior),
             num_steps=num_steps)
 
 
@@ -179,7 +182,7 @@ def reconstruct(state: TrainState, batch: dict, *, model: VAE) -> jax.Array:
 def log_importance_weights(params, x: jax.Array, key: jax.Array, *, model: VAE,
                            k: int) -> jax.Array:
   """(batch, k) log-weights log p(x, z_i) - log q(z_i | x), z_i ~ q(z|x)."""
-  eps = jax.random.normal(key, (k, x.shape[0], model.latent_dim), x.dtype)
+  eps = jax.random.normal(key, (k, x.shape[0], model.code_dim), x.dtype)
   t = sampled_terms(params, x, eps, model=model)
   return (t["log_prior"] - t["recon"] - t["log_q"]).T
 
@@ -203,7 +206,8 @@ def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) 
   m = config.model
   model = ae.create_model(config, image_shape, module=VAE)
   return model.clone(num_classes=m.num_classes, flow=m.flow, flow_steps=m.flow_steps,
-                     flow_hidden=tuple(m.flow_hidden), context_dim=m.context_dim)
+                     flow_hidden=tuple(m.flow_hidden), context_dim=m.context_dim,
+                     latent_dim2=m.latent_dim2, hidden2=tuple(m.hidden2))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -226,6 +230,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"model.flow={m.flow!r}, flow_steps={m.flow_steps}, flow_hidden="
                      f"{tuple(m.flow_hidden)}: the posterior flow is '' (none) or 'iaf', with "
                      "flow_steps >= 1 and at least one hidden layer.")
+  if m.latent_dim2 < 0 or (m.latent_dim2 and (m.flow or m.num_classes or m.arch != "mlp")):
+    raise ValueError(f"model.latent_dim2={m.latent_dim2}: a second stochastic layer is for the "
+                     "unconditional MLP VAE without a posterior flow; set model.latent_dim2=0, or "
+                     "model.flow='', model.num_classes=0 and model.arch='mlp'.")
   if config.apps.method not in ("", *INPAINT_METHODS):
     raise ValueError(f"apps.method={config.apps.method!r}: the VAE completes images by "
                      f"{' or '.join(repr(m) for m in INPAINT_METHODS)} ('' = 'mwg').")

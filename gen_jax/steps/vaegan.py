@@ -289,8 +289,9 @@ def decode(state: TrainState, z: jax.Array, *, dec: nn.Module) -> jax.Array:
   return jax.nn.sigmoid(decode_logits(dec, inference_params(state)[DEC], z))
 
 
-def prior(key: jax.Array, num: int, *, latent_dim: int) -> jax.Array:
-  """z ~ N(0, I), (num, latent_dim)."""
+def prior(state: TrainState, key: jax.Array, num: int, *, latent_dim: int) -> jax.Array:
+  """z ~ N(0, I), (num, latent_dim) (the prior has no parameters: ``state`` unused)."""
+  del state
   return jax.random.normal(key, (num, latent_dim))
 
 
