@@ -17,7 +17,7 @@ import functools
 import importlib
 from typing import Callable, Optional
 
-FAMILIES = ("vae", "ae", "rbm", "dbn", "classifier", "gan", "vaegan", "bigan")
+FAMILIES = ("vae", "ae", "rbm", "dbn", "classifier", "gan", "vaegan", "bigan", "flow")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,17 @@
+"""Glow on dequantized grey-level Fashion-MNIST: configs/glow_mnist.py's flow and budget.
+
+    python launch.py --config=configs/glow_fashion_mnist.py --workdir=runs/glow_fashion_mnist
+    python launch.py --config=configs/glow_fashion_mnist.py --workdir=runs/glow_fashion_mnist --mode=eval
+    python launch.py --config=configs/glow_fashion_mnist.py:tiny --workdir=/tmp/glow_fmnist_tiny
+
+Fashion-MNIST's 28x28 grey-level images, the same dequantization, logit transform, 2-level flow,
+optimizer and epochs as on MNIST; the sample-quality metrics use the Fashion-MNIST domain network.
+"""
+
+from configs import glow_mnist
+
+
+def get_config(arg=None):
+  c = glow_mnist.get_config(arg)
+  c.dataset.name = "fashion_mnist"
+  return c

@@ -1,0 +1,56 @@
+"""Glow (Kingma & Dhariwal 2018), a multi-scale normalizing flow, on dequantized grey-level MNIST.
+
+    python launch.py --config=configs/glow_mnist.py --workdir=runs/glow_mnist
+    python launch.py --config=configs/glow_mnist.py --workdir=runs/glow_mnist --mode=eval
+    python launch.py --config=configs/glow_mnist.py:tiny --workdir=/tmp/glow_tiny   # minutes
+
+Images x_int in {0..255}^784 are dequantized by uniform noise, y = (x_int + u) / 256, and mapped to
+R^784 by RealNVP's logit transform (alpha = 0.05); the flow has 2 levels (squeeze to 14x14x4, then
+7x7x8, half the channels factored out between them with a learned conditional Gaussian prior) of
+``model.steps`` steps (actnorm, invertible 1x1 convolution, affine coupling with a
+3x3-1x1-3x3 network of ``model.hidden`` channels). The loss is the dequantized bound on
+-log P(x_int) in nats per image; the test bound is reported per epoch (eval/nll, eval/bpd) and at
+the end with ``eval.iwae_k`` dequantization draws (eval/nll_iwae, eval/bpd_iwae). Samples are
+drawn at ``model.temperature``. The size was chosen so that one run, final evaluation included,
+takes at most 30 minutes on a 2-core CPU (gen_jax/steps/flow.py, README).
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg=None):
+  c = common.base()
+  c.dataset.binarize = "none"        # grey levels: the flow dequantizes them itself
+  c.model = ml_collections.ConfigDict(dict(
+      family="flow",
+      levels=2,              # each squeezes H, W by 2 (28 -> 14 -> 7)
+      steps=8,               # flow steps per level
+      hidden=64,             # channels of each coupling network
+      alpha=0.05,            # logit transform: logit(alpha + (1 - 2 alpha) y)
+      temperature=1.0,       # samples: eps ~ N(0, T^2 I)
+  ))
+  c.batch_size = 64
+  c.num_epochs = 8
+  c.steps_per_dispatch = 100
+  c.optimizer = common.optimizer(
+      learning_rate=1e-3, grad_clip_norm=100.0,
+      # cosine decay to 0 over the whole run (follows --config.num_epochs and --config.batch_size)
+      decay_steps=c.get_ref("num_epochs") * (60_000 // c.get_ref("batch_size")))
+  c.eval.iwae_k = 1          # the usual dequantized bound; --mode=eval sweeps eval.iwae_ks
+  c.eval.iwae_ks = (1, 4)
+  c.eval.iwae_batch_size = 500
+  c.eval.batch_size = 500
+  c.apps.num_steps = 100     # completion: Adam steps of projected gradient ascent on log p
+  c.apps.learning_rate = 0.05
+  c = common.finish(c, arg)
+  if arg == "tiny":
+    c.model.steps = 2
+    c.model.hidden = 16
+    c.num_steps = 200
+    c.optimizer.decay_steps = 200
+    c.eval.iwae_k = 1
+    c.eval.iwae_ks = (1, 2)
+    c.apps.num_steps = 10
+  return c

@@ -1,0 +1,277 @@
+"""Glow (Kingma & Dhariwal 2018): a multi-scale normalizing flow of images, exact in both directions.
+
+Each of ``levels`` levels squeezes the image (H, W, C) -> (H/2, W/2, 4C) and runs ``steps`` flow
+steps, each
+
+* :class:`ActNorm`: a per-channel affine map, initialised to the identity (Glow initialises it from
+  the first batch; a pure ``init`` has no batch, and with the zero-initialised couplings below a
+  fresh flow is already well scaled, so the identity start trains as well here);
+* :class:`InvConv1x1`: an invertible 1x1 convolution, a plain C x C matrix (not LU-decomposed:
+  C <= 16 on MNIST, where ``slogdet`` and ``inv`` cost nothing beside the convolutions),
+  initialised to a random rotation;
+* :class:`AffineCoupling`: the second half of the channels shifted and scaled by a small
+  convolutional network of the first half, y_b = (x_b + t) * s with s = sigmoid(h + 2) /
+  sigmoid(2) (Glow's sigmoid(h + 2), divided by its value at h = 0 so that the network's
+  zero-initialised last layer makes a fresh coupling exactly the identity).
+
+After every level but the last, half the channels are factored out (RealNVP's multi-scale
+architecture) with a learned conditional Gaussian prior N(mean(x_kept), exp(logs(x_kept))^2) whose
+network is zero-initialised (Glow's split2d); the last level's output has a learned unconditional
+Gaussian prior (zero-initialised mean and log-scale per dimension). :class:`Glow` maps an image to
+the standardised codes eps = (z - mean) / exp(logs) of all levels, flattened in a fixed order, so
+that the prior of the codes is N(0, I) and log p(x) = log N(eps; 0, I) + log |det d eps / dx|.
+
+The 3x3 convolutions are patch-matrix products (:func:`conv_3x3`), for the reason given in
+:mod:`gen_jax.models.layers` (slow convolution kernel gradients inside XLA:CPU while loops).
+
+:func:`logit_transform` and :func:`logit_inverse` are RealNVP's pre-processing of pixels in [0, 1]
+(Dinh et al. 2017, alpha = 0.05), with its log-Jacobian.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# ---------------------------------------------------------------------------------------------
+# Pure pieces.
+
+
+def conv_3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``lax.conv_general_dilated(x, kernel, (1, 1), 'SAME')`` (NHWC, HWIO) for a 3x3 kernel, as one
+  product of the 3x3 patches of the zero-padded input with the flattened kernel."""
+  b, h, w, cin = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  patches = jnp.concatenate([xp[:, u:u + h, v:v + w] for u in range(3) for v in range(3)],
+                            axis=-1)                                   # (b, h, w, 9 cin)
+  return patches @ kernel.reshape(9 * cin, -1).astype(x.dtype)
+
+
+def squeeze(x: jax.Array) -> jax.Array:
+  """(B, H, W, C) -> (B, H/2, W/2, 4C): each 2x2 block of pixels into the channels."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze(x: jax.Array) -> jax.Array:
+  """The inverse of :func:`squeeze`: (B, H, W, 4C) -> (B, 2H, 2W, C)."""
+  b, h, w, c4 = x.shape
+  c = c4 // 4
+  x = x.reshape(b, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, 2 * h, 2 * w, c)
+
+
+def _sum_per_example(x: jax.Array) -> jax.Array:
+  return x.reshape(x.shape[0], -1).sum(-1)
+
+
+def logit_transform(y: jax.Array, alpha: float) -> tuple[jax.Array, jax.Array]:
+  """(s, log |det ds/dy| per example) for s = logit(alpha + (1 - 2 alpha) y), y in [0, 1]."""
+  p = alpha + (1.0 - 2.0 * alpha) * y
+  s = jnp.log(p) - jnp.log1p(-p)
+  log_det = _sum_per_example(jnp.log1p(-2.0 * alpha) - jnp.log(p) - jnp.log1p(-p))
+  return s, log_det
+
+
+def logit_inverse(s: jax.Array, alpha: float) -> jax.Array:
+  """y = (sigmoid(s) - alpha) / (1 - 2 alpha): the inverse of :func:`logit_transform`."""
+  return (jax.nn.sigmoid(s) - alpha) / (1.0 - 2.0 * alpha)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers: each __call__(x) -> (y, log |det dy/dx| per example); inverse(y) -> x.
+
+
+class Conv3x3(nn.Module):
+  """3x3 stride-1 'SAME' convolution with ``nn.Conv``'s parameters, computed by :func:`conv_3x3`."""
+  features: int
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    return conv_3x3(x, kernel) + bias
+
+
+class ActNorm(nn.Module):
+  """y = (x + bias) * exp(logs), per channel; initialised to the identity."""
+  channels: int
+
+  def setup(self):
+    self.bias = self.param("bias", nn.initializers.zeros, (self.channels,))
+    self.logs = self.param("logs", nn.initializers.zeros, (self.channels,))
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    log_det = x.shape[1] * x.shape[2] * jnp.sum(self.logs)
+    return (x + self.bias) * jnp.exp(self.logs), jnp.full((x.shape[0],), log_det, x.dtype)
+
+  def inverse(self, y: jax.Array) -> jax.Array:
+    return y * jnp.exp(-self.logs) - self.bias
+
+
+class InvConv1x1(nn.Module):
+  """y = x W over the channels of every pixel, W a plain C x C matrix (random rotation at init)."""
+  channels: int
+
+  def setup(self):
+    self.kernel = self.param("kernel", nn.initializers.orthogonal(), (self.channels, self.channels))
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    log_det = x.shape[1] * x.shape[2] * jnp.linalg.slogdet(self.kernel)[1]
+    return x @ self.kernel, jnp.full((x.shape[0],), log_det, x.dtype)
+
+  def inverse(self, y: jax.Array) -> jax.Array:
+    return y @ jnp.linalg.inv(self.kernel)
+
+
+SCALE_OFFSET = 2.0   # Glow's sigmoid(h + 2)
+
+
+class AffineCoupling(nn.Module):
+  """x = (x_a, x_b) over the channels; y = (x_a, (x_b + t) * s) with (t, h) = NN(x_a) and
+  s = sigmoid(h + 2) / sigmoid(2). NN: 3x3 conv, ReLU, 1x1 conv, ReLU, 3x3 conv (zero-init)."""
+  channels: int
+  hidden: int
+
+  def setup(self):
+    self.conv_in = Conv3x3(self.hidden)
+    self.conv_mid = nn.Dense(self.hidden)   # a 1x1 convolution
+    out = self.channels - self.channels // 2
+    self.conv_out = Conv3x3(2 * out, kernel_init=nn.initializers.zeros)
+
+  def _shift_log_scale(self, xa: jax.Array) -> tuple[jax.Array, jax.Array]:
+    h = nn.relu(self.conv_mid(nn.relu(self.conv_in(xa))))
+    h = self.conv_out(h)
+    shift, raw = h[..., 0::2], h[..., 1::2]
+    log_scale = jax.nn.log_sigmoid(raw + SCALE_OFFSET) - jax.nn.log_sigmoid(SCALE_OFFSET)
+    return shift, log_scale
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    xa, xb = jnp.split(x, [self.channels // 2], axis=-1)
+    shift, log_scale = self._shift_log_scale(xa)
+    yb = (xb + shift) * jnp.exp(log_scale)
+    return jnp.concatenate([xa, yb], axis=-1), _sum_per_example(log_scale)
+
+  def inverse(self, y: jax.Array) -> jax.Array:
+    ya, yb = jnp.split(y, [self.channels // 2], axis=-1)
+    shift, log_scale = self._shift_log_scale(ya)
+    return jnp.concatenate([ya, yb * jnp.exp(-log_scale) - shift], axis=-1)
+
+
+class FlowStep(nn.Module):
+  """ActNorm, then the invertible 1x1 convolution, then the affine coupling."""
+  channels: int
+  hidden: int
+
+  def setup(self):
+    self.layers = (ActNorm(self.channels), InvConv1x1(self.channels),
+                   AffineCoupling(self.channels, self.hidden))
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    total = jnp.zeros((x.shape[0],), x.dtype)
+    for layer in self.layers:
+      x, log_det = layer(x)
+      total = total + log_det
+    return x, total
+
+  def inverse(self, y: jax.Array) -> jax.Array:
+    for layer in reversed(self.layers):
+      y = layer.inverse(y)
+    return y
+
+
+class SplitPrior(nn.Module):
+  """The conditional Gaussian of the factored-out half given the kept half: (mean, log-scale)
+  from a zero-initialised 3x3 convolution of the kept half (a standard normal at init)."""
+  channels: int   # of the factored-out half
+
+  @nn.compact
+  def __call__(self, kept: jax.Array) -> tuple[jax.Array, jax.Array]:
+    h = Conv3x3(2 * self.channels, kernel_init=nn.initializers.zeros)(kept)
+    return h[..., 0::2], h[..., 1::2]
+
+
+# ---------------------------------------------------------------------------------------------
+# The flow.
+
+
+def level_shapes(image_shape: Sequence[int], levels: int) -> list[tuple[int, int, int]]:
+  """The (H, W, C) each level's steps run at (after its squeeze)."""
+  h, w, c = image_shape
+  out = []
+  for level in range(levels):
+    h, w, c = h // 2, w // 2, 4 * c
+    out.append((h, w, c))
+    if level < levels - 1:
+      c = c - c // 2
+  return out
+
+
+def code_shapes(image_shape: Sequence[int], levels: int) -> list[tuple[int, int, int]]:
+  """The shapes of the codes, in the order :class:`Glow` flattens them: the half factored out
+  after each level but the last, then the last level's output."""
+  shapes = level_shapes(image_shape, levels)
+  out = [(h, w, c // 2) for h, w, c in shapes[:-1]]
+  return out + [shapes[-1]]
+
+
+class Glow(nn.Module):
+  """The multi-scale flow of logit-space images (see the module docstring).
+
+  ``__call__(s)`` -> (eps (B, D), log |det d eps / ds| (B,)), so log p(s) = log N(eps; 0, I) +
+  that log-determinant (the priors' log-scales included); ``inverse(eps)`` -> s exactly.
+  """
+  image_shape: tuple[int, int, int]
+  levels: int = 2
+  steps: int = 8
+  hidden: int = 64
+
+  def setup(self):
+    shapes = level_shapes(self.image_shape, self.levels)
+    self.flows = [[FlowStep(c, self.hidden, name=f"level{i}_step{k}") for k in range(self.steps)]
+                  for i, (_, _, c) in enumerate(shapes)]
+    self.split_priors = [SplitPrior(c // 2, name=f"level{i}_prior")
+                         for i, (_, _, c) in enumerate(shapes[:-1])]
+    top = shapes[-1]
+    self.top_mean = self.param("top_mean", nn.initializers.zeros, top)
+    self.top_logs = self.param("top_logs", nn.initializers.zeros, top)
+
+  def __call__(self, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x = s
+    log_det = jnp.zeros((s.shape[0],), s.dtype)
+    codes = []
+    for i, steps in enumerate(self.flows):
+      x = squeeze(x)
+      for step in steps:
+        x, ld = step(x)
+        log_det = log_det + ld
+      if i < self.levels - 1:
+        c = x.shape[-1]
+        x, z = x[..., :c - c // 2], x[..., c - c // 2:]
+        mean, logs = self.split_priors[i](x)
+        codes.append((z - mean) * jnp.exp(-logs))
+        log_det = log_det - _sum_per_example(logs)
+    codes.append((x - self.top_mean) * jnp.exp(-self.top_logs))
+    log_det = log_det - jnp.sum(self.top_logs)
+    return jnp.concatenate([e.reshape(e.shape[0], -1) for e in codes], axis=-1), log_det
+
+  def inverse(self, eps: jax.Array) -> jax.Array:
+    shapes = code_shapes(self.image_shape, self.levels)
+    sizes = [h * w * c for h, w, c in shapes]
+    bounds = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
+    codes = [e.reshape(e.shape[0], *shape)
+             for e, shape in zip(jnp.split(eps, bounds, axis=-1), shapes)]
+    x = self.top_mean + jnp.exp(self.top_logs) * codes[-1]
+    for i in reversed(range(self.levels)):
+      if i < self.levels - 1:
+        mean, logs = self.split_priors[i](x)
+        x = jnp.concatenate([x, mean + jnp.exp(logs) * codes[i]], axis=-1)
+      for step in reversed(self.flows[i]):
+        x = step.inverse(x)
+      x = unsqueeze(x)
+    return x
