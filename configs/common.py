@@ -14,6 +14,8 @@ def base() -> ml_collections.ConfigDict:
   ))
   c.model = ml_collections.ConfigDict(dict(
       family="vae", arch="mlp", hidden=(400,), latent_dim=20, channels=(32, 64), beta=1.0,
+      activation="relu",     # the autoencoders' MLP hidden units: 'relu' or 'tanh'
+      kl_warmup_steps=0,     # the VAE's: > 0 ramps the KL weight from 0 to beta over that many steps
       num_classes=0,         # > 0: the conditional VAE, q(z | x, y) and p(x | z, y)
       objective="elbo",      # the VAE's: 'elbo' (recon + beta * KL) or 'iwae' (Burda et al. 2016)
       num_samples=1,         # samples of the IWAE bound in training
@@ -138,6 +140,8 @@ def optimizer(**overrides) -> ml_collections.ConfigDict:
       name="adam",             # adam, adamw, sgd or rmsprop
       learning_rate=1e-3,
       decay_steps=0,           # > 0: cosine decay of the learning rate to 0 over that many updates
+      lr_boundaries=(),        # steps where the learning rate is multiplied by ...
+      lr_scales=(),            # ... the scale of the same index (piecewise constant)
       grad_clip_norm=0.0,      # > 0: clip the global gradient norm to this
       b1=0.9, b2=0.999, eps=1e-8,           # adam, adamw (eps: also rmsprop)
       weight_decay=1e-4,                    # adamw

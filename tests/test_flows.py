@@ -221,3 +221,49 @@ def test_two_stochastic_layers_train_and_reject_a_flow():
   with pytest.raises(ValueError, match="model.latent_dim2=3: a second stochastic layer"):
     vae.validate(c)
   assert isinstance(c, ml_collections.ConfigDict)
+
+
+def test_kl_warmup_ramps_the_weight_and_a_piecewise_schedule_scales_the_learning_rate():
+  from configs import common
+  from gen_jax import optim
+  w = [float(vae.kl_weight(jnp.asarray(s), beta=2.0, warmup_steps=100)) for s in (0, 50, 100, 500)]
+  assert w == [0.0, 1.0, 2.0, 2.0]
+  assert float(vae.kl_weight(jnp.asarray(0), beta=2.0, warmup_steps=0)) == 2.0
+  cfg = common.optimizer(name="sgd", learning_rate=1.0, lr_boundaries=(2, 4), lr_scales=(0.5, 0.1))
+  tx = optim.make(cfg)
+  params = jnp.zeros(())
+  state, seen = tx.init(params), []
+  for _ in range(6):
+    updates, state = tx.update(jnp.ones(()), state, params)
+    seen.append(-float(updates))
+  # After b updates the (b+1)-th uses the new rate.
+  np.testing.assert_allclose(seen, [1, 1, 0.5, 0.5, 0.05, 0.05], rtol=1e-6)
+  with pytest.raises(ValueError, match="one scale per boundary"):
+    optim.make(common.optimizer(lr_boundaries=(2,), lr_scales=()))
+
+
+def test_burda_rows_follow_the_paper_schedule_and_build():
+  from configs import burda2016_mnist
+  from gen_jax import optim
+  from gen_jax.steps import vae as vae_steps
+  c = burda2016_mnist.get_config("iwae2_k50")
+  assert c.num_epochs == 3280 and c.batch_size == 20 and c.eval.iwae_k == 5000
+  assert (c.model.objective, c.model.num_samples, c.model.latent_dim2) == ("iwae", 50, 50)
+  schedule_lr = []
+  optim.make(c.optimizer)   # the schedule's fields are consistent
+  # The learning rate of stage i (epochs sum_{j<i} 3^j .. sum_{j<=i} 3^j) is 1e-3 * 10^(-i/7).
+  import optax
+  sched = optax.piecewise_constant_schedule(
+      c.optimizer.learning_rate, dict(zip(c.optimizer.lr_boundaries, c.optimizer.lr_scales)))
+  for i in range(8):
+    first_epoch = sum(3 ** j for j in range(i))
+    schedule_lr.append(float(sched(first_epoch * 3000 + 1)))
+  np.testing.assert_allclose(schedule_lr, [1e-3 * 10 ** (-i / 7) for i in range(8)], rtol=1e-5)
+  for row in burda2016_mnist.ROWS:
+    vae_steps.validate(burda2016_mnist.get_config(row))
+  with pytest.raises(ValueError, match="needs a row"):
+    burda2016_mnist.get_config("vae3")
+  bad = burda2016_mnist.get_config("vae1")
+  bad.model.activation = "gelu"
+  with pytest.raises(ValueError, match="unknown model.activation 'gelu'"):
+    vae_steps.validate(bad)

@@ -19,29 +19,41 @@ from gen_jax.models.flows import IAF
 from gen_jax.models.layers import Conv2x, ConvTranspose2x
 
 
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
+
+
+def activation(name: str):
+  """The hidden units' nonlinearity by name (``model.activation``)."""
+  if name not in ACTIVATIONS:
+    raise ValueError(f"unknown model.activation {name!r}: choose {' or '.join(ACTIVATIONS)}.")
+  return ACTIVATIONS[name]
+
+
 class MLPEncoder(nn.Module):
-  """Flatten, ReLU hidden layers, then a linear layer of ``out_dim`` units."""
+  """Flatten, hidden layers (ReLU, or ``activation``), then a linear layer of ``out_dim`` units."""
   hidden: Sequence[int]
   out_dim: int
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     h = x.reshape(x.shape[0], -1)
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width)(h))
+      h = activation(self.activation)(nn.Dense(width)(h))
     return nn.Dense(self.out_dim)(h)
 
 
 class MLPDecoder(nn.Module):
-  """ReLU hidden layers, then a linear layer to one logit per pixel."""
+  """Hidden layers (ReLU, or ``activation``), then a linear layer to one logit per pixel."""
   hidden: Sequence[int]
   image_shape: Sequence[int]
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     h = z.reshape(-1, z.shape[-1])  # 2-D matmuls: XLA:CPU is ~2x slower on (k, B, D) inputs
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width)(h))
+      h = activation(self.activation)(nn.Dense(width)(h))
     size = 1
     for d in self.image_shape:
       size *= d
@@ -89,18 +101,19 @@ class ConvDecoder(nn.Module):
     return h.reshape(lead + tuple(self.image_shape))
 
 
-def make_encoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int], out_dim: int):
+def make_encoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int], out_dim: int,
+                 act: str = "relu"):
   if arch == "mlp":
-    return MLPEncoder(hidden=tuple(hidden), out_dim=out_dim)
+    return MLPEncoder(hidden=tuple(hidden), out_dim=out_dim, activation=act)
   if arch == "conv":
     return ConvEncoder(channels=tuple(channels), hidden=hidden[-1], out_dim=out_dim)
   raise ValueError(f"unknown model.arch {arch!r}: choose 'mlp' or 'conv'.")
 
 
 def make_decoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int],
-                 image_shape: Sequence[int]):
+                 image_shape: Sequence[int], act: str = "relu"):
   if arch == "mlp":
-    return MLPDecoder(hidden=tuple(reversed(hidden)), image_shape=tuple(image_shape))
+    return MLPDecoder(hidden=tuple(reversed(hidden)), image_shape=tuple(image_shape), activation=act)
   if arch == "conv":
     return ConvDecoder(channels=tuple(channels), hidden=hidden[-1], image_shape=tuple(image_shape))
   raise ValueError(f"unknown model.arch {arch!r}: choose 'mlp' or 'conv'.")
@@ -113,6 +126,7 @@ class _EncoderDecoder(nn.Module):
   latent_dim: int
   image_shape: Sequence[int]
   channels: Sequence[int] = (32, 64)
+  activation: str = "relu"   # the MLPs' hidden units: 'relu' or 'tanh'
   outputs_per_code = 1   # a class constant, not a field
 
   def _encoder_outputs(self) -> int:
@@ -120,9 +134,9 @@ class _EncoderDecoder(nn.Module):
 
   def setup(self):
     self.encoder = make_encoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                out_dim=self._encoder_outputs())
+                                out_dim=self._encoder_outputs(), act=self.activation)
     self.decoder = make_decoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                image_shape=self.image_shape)
+                                image_shape=self.image_shape, act=self.activation)
 
 
 class VAE(_EncoderDecoder):
@@ -166,8 +180,10 @@ class VAE(_EncoderDecoder):
     if self.flow:
       self.posterior_flow = IAF(num_steps=self.flow_steps, hidden=tuple(self.flow_hidden))
     if self.latent_dim2:
-      self.encoder2 = MLPEncoder(hidden=tuple(self.hidden2), out_dim=2 * self.latent_dim2)
-      self.prior1 = MLPEncoder(hidden=tuple(reversed(self.hidden2)), out_dim=2 * self.latent_dim)
+      self.encoder2 = MLPEncoder(hidden=tuple(self.hidden2), out_dim=2 * self.latent_dim2,
+                                 activation=self.activation)
+      self.prior1 = MLPEncoder(hidden=tuple(reversed(self.hidden2)), out_dim=2 * self.latent_dim,
+                               activation=self.activation)
 
   @staticmethod
   def _gaussian(net: nn.Module, h: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -12,6 +12,7 @@ import optax
 from gen_jax import optim
 from gen_jax.applications import completion
 from gen_jax.losses import densities
+from gen_jax.models import autoencoders
 from gen_jax.models.autoencoders import Autoencoder
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
@@ -74,7 +75,7 @@ def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int], 
   """``module`` (:class:`Autoencoder`, or the VAE) of ``config.model``'s arch and sizes."""
   m = config.model
   return module(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
-                image_shape=tuple(image_shape), channels=tuple(m.channels))
+                image_shape=tuple(image_shape), channels=tuple(m.channels), activation=m.activation)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -82,6 +83,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   m = config.model
   if m.arch not in ARCHS:
     raise ValueError(f"unknown model.arch {m.arch!r}: choose one of {', '.join(ARCHS)}.")
+  if m.activation not in autoencoders.ACTIVATIONS:
+    raise ValueError(f"unknown model.activation {m.activation!r}: choose "
+                     f"{' or '.join(autoencoders.ACTIVATIONS)}.")
   if m.latent_dim < 1:
     raise ValueError(f"model.latent_dim={m.latent_dim} must be a positive code size.")
 

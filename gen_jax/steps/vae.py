@@ -99,17 +99,27 @@ def iwae_loss_fn(params, x: jax.Array, key: jax.Array, *, model: VAE, num_sample
 OBJECTIVES = ("elbo", "iwae")
 
 
+def kl_weight(step: jax.Array, *, beta: float, warmup_steps: int) -> jax.Array:
+  """The KL term's weight at ``step``: beta, ramped linearly from 0 over ``warmup_steps`` (the
+  warm-up of Bowman et al. 2016 and Sonderby et al. 2016; 0: none)."""
+  if not warmup_steps:
+    return jnp.asarray(beta, jnp.float32)
+  return beta * jnp.minimum(1.0, step.astype(jnp.float32) / warmup_steps)
+
+
 def train_step(state: TrainState, batch: dict, *, model: VAE, beta: float = 1.0,
-               objective: str = "elbo",
-               num_samples: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One Adam (or ``state``'s optimizer) step on recon + beta * KL (``objective='elbo'``), or on
-  minus the IWAE bound of ``num_samples`` samples (``'iwae'``; ``beta`` unused). ``neg_elbo`` is
-  the mean over samples of the one-sample bound in both."""
+               objective: str = "elbo", num_samples: int = 1,
+               kl_warmup_steps: int = 0) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One Adam (or ``state``'s optimizer) step on recon + beta * KL (``objective='elbo'``; the KL
+  weight ramped up over ``kl_warmup_steps``), or on minus the IWAE bound of ``num_samples``
+  samples (``'iwae'``; ``beta`` and the warm-up unused). ``neg_elbo`` is the mean over samples of
+  the one-sample bound in both."""
   labels = _labels(batch, model)
   if objective == "iwae":
     fn = functools.partial(iwae_loss_fn, model=model, num_samples=num_samples, labels=labels)
   else:
-    fn = functools.partial(loss_fn, model=model, beta=beta, labels=labels)
+    fn = functools.partial(loss_fn, model=model, labels=labels,
+                           beta=kl_weight(state.step, beta=beta, warmup_steps=kl_warmup_steps))
   (loss, terms), grads = jax.value_and_grad(fn, has_aux=True)(
       state.params[NET], batch["image"], state.step_key())
   metrics = {"loss": loss, "recon": terms["recon"].mean(), "kl": terms["kl"].mean(),
@@ -223,9 +233,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if m.objective not in OBJECTIVES or m.num_samples < 1:
     raise ValueError(f"model.objective={m.objective!r}, model.num_samples={m.num_samples}: "
                      f"choose {' or '.join(map(repr, OBJECTIVES))} and num_samples >= 1.")
-  if m.objective == "iwae" and m.beta != 1.0:
-    raise ValueError(f"model.beta={m.beta} with model.objective='iwae': the IWAE bound has no "
-                     "KL weight; set model.beta=1 or model.objective='elbo'.")
+  if m.objective == "iwae" and (m.beta != 1.0 or m.kl_warmup_steps):
+    raise ValueError(f"model.beta={m.beta}, kl_warmup_steps={m.kl_warmup_steps} with "
+                     "model.objective='iwae': the IWAE bound has no KL weight; set model.beta=1 "
+                     "and kl_warmup_steps=0, or model.objective='elbo'.")
+  if m.kl_warmup_steps < 0:
+    raise ValueError(f"model.kl_warmup_steps={m.kl_warmup_steps}: use 0 (no warm-up) or a "
+                     "positive number of steps.")
   if m.flow not in ("", "iaf") or (m.flow and (m.flow_steps < 1 or not m.flow_hidden)):
     raise ValueError(f"model.flow={m.flow!r}, flow_steps={m.flow_steps}, flow_hidden="
                      f"{tuple(m.flow_hidden)}: the posterior flow is '' (none) or 'iaf', with "
@@ -249,14 +263,16 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
         init=p(init_state, model=model, tx=optim.make(config.optimizer),
                image_shape=tuple(image_shape)),
         train_step=p(train_step, model=model, beta=config.model.beta,
-                   objective=config.model.objective, num_samples=config.model.num_samples),
+                   objective=config.model.objective, num_samples=config.model.num_samples,
+                   kl_warmup_steps=config.model.kl_warmup_steps),
         eval_step=p(eval_step, model=model), sample=p(sample, model=model),
         reconstruct=p(reconstruct, model=model), num_classes=model.num_classes)
   return Family(
       init=p(init_state, model=model, tx=optim.make(config.optimizer),
              image_shape=tuple(image_shape)),
       train_step=p(train_step, model=model, beta=config.model.beta,
-                   objective=config.model.objective, num_samples=config.model.num_samples),
+                   objective=config.model.objective, num_samples=config.model.num_samples,
+                   kl_warmup_steps=config.model.kl_warmup_steps),
       eval_step=p(eval_step, model=model),
       sample=p(sample, model=model),
       reconstruct=p(reconstruct, model=model),
