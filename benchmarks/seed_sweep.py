@@ -53,13 +53,17 @@ def run(config: str, seed: int, workdir: str, overrides: list[str]) -> list[dict
 
 
 def aggregate(per_seed: list[list[dict]], model: str) -> list[dict]:
-  """One card per (metric, k): mean and std (ddof 1) over seeds, protocol from the first seed."""
+  """One card per (metric, k) that every seed has: mean and std (ddof 1) over seeds, protocol
+  from the first seed (a seed evaluated with fewer metrics, e.g. ``eval.num_samples=0``, limits
+  the cards to those it has)."""
   out = []
   first = per_seed[0]
   for c in first:
     key = (c["metric"], c.get("k"))
-    values = [next(d["value"] for d in run_cards if (d["metric"], d.get("k")) == key)
+    values = [next((d["value"] for d in run_cards if (d["metric"], d.get("k")) == key), None)
               for run_cards in per_seed]
+    if None in values:
+      continue
     protocol = {f: c.get(f) for f in cards.PROTOCOL_FIELDS}
     protocol.update(model=f"{model} ({len(values)} seeds)", step=c.get("step"),
                     seeds={"train": [r[0]["seeds"]["train"] for r in per_seed]},
