@@ -27,23 +27,24 @@ def _perturb(params, key, scale=0.2):
       tree, [x + scale * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
 
 
-def _variables(module, x, seed=0):
+def _variables(module, x, seed=0, scale=0.2):
   params = module.init(jax.random.key(seed), x)["params"]
-  return {"params": _perturb(params, jax.random.key(seed + 1))}
+  return {"params": _perturb(params, jax.random.key(seed + 1), scale)}
 
 
 def _slogdet_of_jacobian(fn, x):
   """log |det d fn(x) / dx| of a map of one example (flattened)."""
   flat = lambda v: fn(v.reshape(x.shape)).reshape(-1)
-  jac = jax.jacfwd(flat)(x.reshape(-1))
+  jac = jax.jit(jax.jacfwd(flat))(x.reshape(-1))
   sign, logdet = jnp.linalg.slogdet(jac)
   assert sign != 0
   return logdet
 
 
-def test_conv_3x3_equals_lax_conv():
-  x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
-  kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+@pytest.mark.parametrize("cin, cout", [(3, 4), (6, 2)])   # patches; taps shifted into place
+def test_conv_3x3_equals_lax_conv(cin, cout):
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6, cin))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, cin, cout))
   want = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
   np.testing.assert_allclose(glow.conv_3x3(x, kernel), want, rtol=1e-5, atol=1e-5)
@@ -61,7 +62,8 @@ def test_squeeze_is_a_permutation_and_unsqueeze_undoes_it():
 
 @pytest.mark.parametrize("layer", [
     glow.ActNorm(4), glow.InvConv1x1(4), glow.AffineCoupling(4, hidden=8),
-    glow.FlowStep(4, hidden=8)], ids=lambda m: type(m).__name__)
+    glow.AffineCoupling(4, hidden=8, out_kernel=1), glow.FlowStep(4, hidden=8)],
+    ids=lambda m: f"{type(m).__name__}{getattr(m, 'out_kernel', '')}")
 def test_layer_inverse_and_log_det_equal_the_jacobian(layer):
   x = jax.random.normal(jax.random.key(2), (1, 2, 2, 4))
   variables = _variables(layer, x)
@@ -76,7 +78,8 @@ def test_layer_inverse_and_log_det_equal_the_jacobian(layer):
 def _small_glow():
   model = glow.Glow(image_shape=(4, 4, 1), levels=2, steps=2, hidden=8)
   s = jax.random.normal(jax.random.key(3), (3, 4, 4, 1))
-  return model, _variables(model, s), s
+  # 0.1: every log-scale is 3x its parameter, so 0.2 would already scale some outputs by e^2
+  return model, _variables(model, s, scale=0.1), s
 
 
 def test_glow_inverse_undoes_forward_and_log_det_equals_the_jacobian():
@@ -84,9 +87,11 @@ def test_glow_inverse_undoes_forward_and_log_det_equals_the_jacobian():
   eps, log_det = model.apply(variables, s)
   assert eps.shape == (3, 16)
   np.testing.assert_allclose(model.apply(variables, eps, method=glow.Glow.inverse), s, atol=1e-5)
-  for i in range(3):
-    want = _slogdet_of_jacobian(lambda v: model.apply(variables, v)[0], s[i:i + 1])
-    np.testing.assert_allclose(log_det[i], want, rtol=1e-4, atol=1e-4)
+  jac = jax.jit(jax.vmap(jax.jacfwd(
+      lambda v: model.apply(variables, v.reshape(1, 4, 4, 1))[0].reshape(-1))))(s.reshape(3, -1))
+  sign, want = jnp.linalg.slogdet(jac)
+  assert np.all(sign != 0)
+  np.testing.assert_allclose(log_det, want, rtol=1e-4, atol=1e-4)
 
 
 def test_logit_transform_log_det_and_inverse():
@@ -135,6 +140,30 @@ def test_fresh_flow_nll_is_the_hand_computed_gaussian_value():
   np.testing.assert_allclose(got, want, rtol=1e-5)
   metrics = flow.eval_step(state, {"image": x}, key, model=model, alpha=ALPHA)
   np.testing.assert_allclose(metrics["bpd"], want / (64 * math.log(2)), rtol=1e-5)
+
+
+def test_data_init_standardises_the_first_actnorm_and_keeps_the_rest():
+  model, state = _fresh_state()
+  x = _images(16)
+  new = flow.data_init(state, {"image": x}, jax.random.key(12), model=model, alpha=ALPHA)
+  # the first actnorm's output on the same dequantized batch: zero mean, unit std per channel
+  y = flow.dequantize(x, jax.random.uniform(jax.random.key(12), x.shape, x.dtype))
+  s = glow.squeeze(glow.logit_transform(y, ALPHA)[0])
+  out, _ = glow.ActNorm(4).apply({"params": new.params["flow"]["level0_step0"]["layers_0"]}, s)
+  np.testing.assert_allclose(out.mean((0, 1, 2)), 0, atol=1e-5)
+  np.testing.assert_allclose(out.std((0, 1, 2)), 1, atol=1e-4)
+  for path in (("level0_step0", "layers_1", "kernel"), ("level1_step1", "layers_2", "conv_in", "kernel")):
+    a, b = state.params["flow"], new.params["flow"]
+    for k in path:
+      a, b = a[k], b[k]
+    np.testing.assert_array_equal(a, b)
+  # train_step runs it at step 0 only
+  step = jax.jit(functools.partial(flow.train_step, model=model, alpha=ALPHA, init_actnorm=True))
+  s1, _ = step(state, {"image": x})
+  s2, _ = step(s1, {"image": x})
+  assert float(jnp.abs(s1.params["flow"]["level0_step0"]["layers_0"]["logs"]).max()) > 0.1
+  np.testing.assert_allclose(s2.params["flow"]["level0_step0"]["layers_0"]["logs"],
+                             s1.params["flow"]["level0_step0"]["layers_0"]["logs"], atol=1e-2)
 
 
 def test_log_likelihood_combines_the_draws_by_logsumexp():
@@ -212,6 +241,7 @@ def _config(**model):
     (lambda c: setattr(c.model, "alpha", 0.5), "model.alpha=0.5"),
     (lambda c: setattr(c.model, "temperature", 0.0), "model.temperature=0.0"),
     (lambda c: setattr(c.model, "steps", 0), "model.steps=0"),
+    (lambda c: setattr(c.model, "out_kernel", 5), "--config.model.out_kernel=3 or 1"),
 ])
 def test_bad_config_gives_a_clear_error(change, fragment):
   c = _config()

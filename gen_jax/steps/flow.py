@@ -61,7 +61,8 @@ LOG_LEVELS = math.log(LEVELS)
 def init_state(key: jax.Array, *, model: Glow, tx: optax.GradientTransformation,
                image_shape: Sequence[int]) -> TrainState:
   """A fresh state; ``key`` (raw uint32 key) seeds the parameters and every later step. The
-  actnorms start at the identity (:mod:`gen_jax.models.glow`), not from a first batch."""
+  actnorms start at the identity: ``init`` sees no data; ``train_step(..., init_actnorm=True)``
+  sets them from the first training batch (:func:`data_init`)."""
   return TrainState.for_module(key, name=NET, module=model, tx=tx, image_shape=image_shape)
 
 
@@ -94,10 +95,26 @@ def _bpd(nll: jax.Array, image_shape: Sequence[int]) -> jax.Array:
   return densities.nats_to_bits_per_dim(nll, math.prod(image_shape))
 
 
-def train_step(state: TrainState, batch: dict, *, model: Glow,
-               alpha: float) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimizer step on the mean dequantized NLL bound (nats per image)."""
+def data_init(state: TrainState, batch: dict, key: jax.Array, *, model: Glow,
+              alpha: float) -> TrainState:
+  """``state`` with every actnorm set from the dequantized ``batch`` (Glow's data-dependent
+  initialisation, :mod:`gen_jax.models.glow`); the other parameters and the optimizer untouched."""
+  s, _ = glow.logit_transform(dequantize(batch["image"], jax.random.uniform(
+      key, batch["image"].shape, batch["image"].dtype)), alpha)
+  _, updated = model.apply({"params": state.params[NET]}, s, data_init=True, mutable=["params"])
+  return state.replace(params={NET: updated["params"]})
+
+
+def train_step(state: TrainState, batch: dict, *, model: Glow, alpha: float,
+               init_actnorm: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer step on the mean dequantized NLL bound (nats per image). With
+  ``init_actnorm``, the step-0 call first runs :func:`data_init` on its batch."""
   x = batch["image"]
+  if init_actnorm:
+    state = jax.lax.cond(
+        state.step == 0,
+        lambda st: data_init(st, batch, st.step_key(1), model=model, alpha=alpha),
+        lambda st: st, state)
   loss, grads = jax.value_and_grad(
       lambda p: discrete_nll(p, x, state.step_key(), model=model, alpha=alpha).mean())(
           state.params[NET])
@@ -186,7 +203,8 @@ def inpaint(state: TrainState, batch: dict, mask: jax.Array, key: jax.Array, *, 
 
 def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> Glow:
   m = config.model
-  return Glow(image_shape=tuple(image_shape), levels=m.levels, steps=m.steps, hidden=m.hidden)
+  return Glow(image_shape=tuple(image_shape), levels=m.levels, steps=m.steps, hidden=m.hidden,
+              out_kernel=m.out_kernel)
 
 
 def validate(config: ml_collections.ConfigDict,
@@ -201,6 +219,9 @@ def validate(config: ml_collections.ConfigDict,
     raise ValueError(f"model.levels={m.levels}, model.steps={m.steps}, model.hidden={m.hidden}: "
                      "the flow needs at least one level of at least one step, and hidden >= 1 "
                      "channels in its coupling networks.")
+  if m.out_kernel not in (1, 3):
+    raise ValueError(f"model.out_kernel={m.out_kernel}: the couplings' last layer is a 3x3 (Glow) "
+                     "or a 1x1 convolution; set --config.model.out_kernel=3 or 1.")
   if not 0.0 < m.alpha < 0.5:
     raise ValueError(f"model.alpha={m.alpha}: the logit transform's margin must lie in (0, 0.5) "
                      "(RealNVP uses 0.05).")
@@ -234,7 +255,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   return Family(
       init=p(init_state, model=model, tx=optim.make(config.optimizer),
              image_shape=tuple(image_shape)),
-      train_step=p(train_step, model=model, alpha=m.alpha),
+      train_step=p(train_step, model=model, alpha=m.alpha, init_actnorm=m.data_init),
       eval_step=p(eval_step, model=model, alpha=m.alpha),
       sample=p(sample, model=model, alpha=m.alpha, temperature=m.temperature),
       reconstruct=p(reconstruct, model=model, alpha=m.alpha),
