@@ -1,7 +1,8 @@
 """Glow on dequantized grey-level Fashion-MNIST: configs/glow_mnist.py's flow and budget.
 
     python launch.py --config=configs/glow_fashion_mnist.py --workdir=runs/glow_fashion_mnist
-    python launch.py --config=configs/glow_fashion_mnist.py --workdir=runs/glow_fashion_mnist --mode=eval
+    python launch.py --config=configs/glow_fashion_mnist.py --workdir=runs/glow_fashion_mnist \
+        --mode=eval
     python launch.py --config=configs/glow_fashion_mnist.py:tiny --workdir=/tmp/glow_fmnist_tiny
 
 Fashion-MNIST's 28x28 grey-level images, the same dequantization, logit transform, 2-level flow,

@@ -108,11 +108,16 @@ def test_code_shapes_cover_the_image():
   assert sum(math.prod(s) for s in shapes) == 784
 
 
-def _fresh_state(image_shape=(8, 8, 1), steps=2, hidden=8, lr=1e-3):
-  model = glow.Glow(image_shape=image_shape, levels=2, steps=steps, hidden=hidden)
-  state = flow.init_state(jax.random.key_data(jax.random.key(0)), model=model,
-                          tx=optax.adam(lr), image_shape=image_shape)
-  return model, state
+MODEL = glow.Glow(image_shape=(8, 8, 1), levels=2, steps=2, hidden=8)
+TX = optax.adam(3e-3)
+# One jitted step for every test that trains (one compilation): actnorms set at step 0.
+STEP = jax.jit(functools.partial(flow.train_step, model=MODEL, alpha=ALPHA, init_actnorm=True))
+
+
+def _fresh_state():
+  state = flow.init_state(jax.random.key_data(jax.random.key(0)), model=MODEL, tx=TX,
+                          image_shape=MODEL.image_shape)
+  return MODEL, state
 
 
 def _images(num=8, shape=(8, 8, 1), seed=5):
@@ -152,15 +157,15 @@ def test_data_init_standardises_the_first_actnorm_and_keeps_the_rest():
   out, _ = glow.ActNorm(4).apply({"params": new.params["flow"]["level0_step0"]["layers_0"]}, s)
   np.testing.assert_allclose(out.mean((0, 1, 2)), 0, atol=1e-5)
   np.testing.assert_allclose(out.std((0, 1, 2)), 1, atol=1e-4)
-  for path in (("level0_step0", "layers_1", "kernel"), ("level1_step1", "layers_2", "conv_in", "kernel")):
+  for path in (("level0_step0", "layers_1", "kernel"),
+               ("level1_step1", "layers_2", "conv_in", "kernel")):
     a, b = state.params["flow"], new.params["flow"]
     for k in path:
       a, b = a[k], b[k]
     np.testing.assert_array_equal(a, b)
   # train_step runs it at step 0 only
-  step = jax.jit(functools.partial(flow.train_step, model=model, alpha=ALPHA, init_actnorm=True))
-  s1, _ = step(state, {"image": x})
-  s2, _ = step(s1, {"image": x})
+  s1, _ = STEP(state, {"image": x})
+  s2, _ = STEP(s1, {"image": x})
   assert float(jnp.abs(s1.params["flow"]["level0_step0"]["layers_0"]["logs"]).max()) > 0.1
   np.testing.assert_allclose(s2.params["flow"]["level0_step0"]["layers_0"]["logs"],
                              s1.params["flow"]["level0_step0"]["layers_0"]["logs"], atol=1e-2)
@@ -178,12 +183,11 @@ def test_log_likelihood_combines_the_draws_by_logsumexp():
 
 
 def test_a_few_train_steps_reduce_the_loss():
-  model, state = _fresh_state(lr=3e-3)
+  _, state = _fresh_state()
   x = _images(16)
-  step = jax.jit(functools.partial(flow.train_step, model=model, alpha=ALPHA))
   losses = []
   for _ in range(15):
-    state, metrics = step(state, {"image": x})
+    state, metrics = STEP(state, {"image": x})
     losses.append(float(metrics["loss"]))
   assert set(metrics) >= {"loss", "bpd"}
   assert losses[-1] < losses[0] - 10, losses
@@ -192,7 +196,7 @@ def test_a_few_train_steps_reduce_the_loss():
 @pytest.fixture(scope="module")
 def trained():
   """A flow a few steps away from its start, so every layer is non-trivial."""
-  model, state = _fresh_state(lr=1e-2)
+  model, state = _fresh_state()
   state = state.replace(params={"flow": _perturb(state.params["flow"], jax.random.key(8), 0.1)})
   return model, state
 
@@ -213,6 +217,21 @@ def test_samples_are_grey_levels_in_the_unit_interval(trained):
   levels = np.asarray(images) * 255
   assert images.min() >= 0 and images.max() <= 1
   np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
+
+
+def test_decode_of_codes_far_outside_the_prior_is_finite(trained):
+  # A flow whose couplings contract hard (large negative h): the inverse expands by the
+  # reciprocal, which overflows to NaN without the guards of Glow.inverse.
+  model, state = trained
+  params = jax.tree.map(lambda a: a, state.params["flow"])
+  for name in params:
+    if "step" in name:
+      conv = params[name]["layers_2"]["conv_out"]["conv"]
+      conv["bias"] = conv["bias"].at[1::2].set(-60.0)   # log-scale channels: s ~ e^-60
+  state = state.replace(params={"flow": params})
+  z = 1e3 * jax.random.normal(jax.random.key(13), (4, 64))
+  images = np.asarray(flow.decode(state, z, model=model, alpha=ALPHA))
+  assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
 
 
 def test_inpaint_keeps_known_pixels_bit_identical(trained):

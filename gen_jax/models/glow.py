@@ -1,4 +1,4 @@
-"""Glow (Kingma & Dhariwal 2018): a multi-scale normalizing flow of images, exact in both directions.
+"""Glow (Kingma & Dhariwal 2018): a multi-scale normalizing flow of images, exact both ways.
 
 Each of ``levels`` levels squeezes the image (H, W, C) -> (H/2, W/2, 4C) and runs ``steps`` flow
 steps, each
@@ -182,6 +182,20 @@ class InvConv1x1(nn.Module):
 
 SCALE_OFFSET = 2.0   # Glow's sigmoid(h + 2)
 
+# The inverse of codes far outside the data's range (prior draws at temperature 1 early in
+# training) can overflow: a coupling that contracts a dimension by e^-20 expands it by e^20 on the
+# way back, the next network sees an input it never saw, and inf - inf makes NaN pixels (61 % of
+# the T = 1 samples of the MNIST run after one epoch). The inverse therefore caps every expansion
+# at e^MAX_INVERSE_LOG_SCALE and clips every level's values to +-INVERSE_BOUND: bounds no image's
+# own code reaches (the data's logits lie in [-2.95, 2.95]), so decode(encode(x)) stays exact,
+# while a runaway sample saturates to black or white pixels instead of NaN.
+MAX_INVERSE_LOG_SCALE = 30.0
+INVERSE_BOUND = 1e6
+
+
+def _guard(x: jax.Array) -> jax.Array:
+  return jnp.clip(x, -INVERSE_BOUND, INVERSE_BOUND)
+
 
 class AffineCoupling(nn.Module):
   """x = (x_a, x_b) over the channels; y = (x_a, (x_b + t) * s) with (t, h) = NN(x_a) and
@@ -212,7 +226,8 @@ class AffineCoupling(nn.Module):
   def inverse(self, y: jax.Array) -> jax.Array:
     ya, yb = jnp.split(y, [self.channels // 2], axis=-1)
     shift, log_scale = self._shift_log_scale(ya)
-    return jnp.concatenate([ya, yb * jnp.exp(-log_scale) - shift], axis=-1)
+    xb = yb * jnp.exp(jnp.minimum(-log_scale, MAX_INVERSE_LOG_SCALE)) - shift
+    return jnp.concatenate([ya, _guard(xb)], axis=-1)
 
 
 class FlowStep(nn.Module):
@@ -235,7 +250,7 @@ class FlowStep(nn.Module):
 
   def inverse(self, y: jax.Array) -> jax.Array:
     for layer in reversed(self.layers):
-      y = layer.inverse(y)
+      y = _guard(layer.inverse(y))
     return y
 
 
@@ -333,7 +348,8 @@ class Glow(nn.Module):
     for i in reversed(range(self.levels)):
       if i < self.levels - 1:
         mean, logs = self.split_priors[i](x)
-        x = jnp.concatenate([x, mean + jnp.exp(logs) * codes[i]], axis=-1)
+        z = mean + jnp.exp(jnp.minimum(logs, MAX_INVERSE_LOG_SCALE)) * codes[i]
+        x = jnp.concatenate([x, _guard(z)], axis=-1)
       for step in reversed(self.flows[i]):
         x = step.inverse(x)
       x = unsqueeze(x)

@@ -16,8 +16,8 @@ bound with the uniform proposal that tightens with k (k = 1: the usual dequantiz
 
 Metrics: ``loss`` = ``nll`` (nats per image, the bound above) and ``bpd``. Samples and decoded
 codes are quantized back to the 256 grey levels (the level whose cell [x_int, x_int + 1) / 256
-holds y), so they are images of the data's kind; encoding uses the cell midpoints (u = 0.5), which
-makes ``reconstruct`` exact up to float rounding.
+holds y), so they are images of the data's kind; encoding uses the cell midpoints (u = 0.5), so
+``reconstruct`` gives the input back exactly (the flow's float error is far below half a cell).
 
 Usage in a research script::
 
@@ -26,11 +26,13 @@ Usage in a research script::
     from gen_jax.models.glow import Glow
     from gen_jax.steps import flow
 
-    model = Glow(image_shape=(28, 28, 1), levels=2, steps=8, hidden=64)
+    model = Glow(image_shape=(28, 28, 1), levels=2, steps=12, hidden=64, out_kernel=1)
     state = flow.init_state(jax.random.key_data(jax.random.key(0)), model=model,
                             tx=optax.adam(1e-3), image_shape=(28, 28, 1))
-    step = jax.jit(partial(flow.train_step, model=model, alpha=0.05), donate_argnums=0)
+    step = jax.jit(partial(flow.train_step, model=model, alpha=0.05, init_actnorm=True),
+                   donate_argnums=0)
     state, metrics = step(state, {"image": x})   # x: (B, 28, 28, 1), grey levels in [0, 1]
+    bpd = flow.eval_step(state, {"image": x}, key, model=model, alpha=0.05)["bpd"]
 """
 
 from __future__ import annotations
