@@ -61,6 +61,7 @@ def get_config(arg=None):
                                     for i in range(STAGES - 1))
   c.optimizer.lr_scales = (10 ** (-1 / 7),) * (STAGES - 1)
   c.eval.iwae_k = 5000
+  c.eval.iwae_k_chunk = 250   # 250 x 1000 test images at a time: an accelerator's memory
   c.eval.every_steps = 100 * steps_per_epoch
   c.checkpoint.every_steps = 20 * steps_per_epoch
   return common.finish(c, rest)

@@ -14,9 +14,7 @@ loss is the dequantized bound on
 -log P(x_int) in nats per image; the test bound is reported per epoch (eval/nll, eval/bpd) and at
 the end with ``eval.iwae_k`` dequantization draws (eval/nll_iwae, eval/bpd_iwae). Samples are
 drawn at ``model.temperature``. The size is for one run of about 30 minutes, final evaluation
-included, on a 2-core CPU: in 150-s trials (batch 64, beside another training run) 12 steps per
-level with the 1x1 last layer ran 2.1 steps/s and reached 2.03 test bits/dim, 8 steps 2.6 steps/s
-and 2.26, 8 steps with Glow's 3x3 last layer 1.4 steps/s and 2.51.
+included, on a 2-core CPU (how it was chosen: results/NOTES.md#glow_mnist).
 
 Measured (one run, seed 0, 32.5 min beside two other training runs): test bound 909.4 +- 1.8 nats,
 1.673 bits/dim (k = 4 draws: 1.653); samples at T = 1 on mnist-cnn-v1: IS 4.13, FID 310.7.
