@@ -55,7 +55,7 @@ def _labels(batch: dict, model: VAE):
 
 def sampled_terms(params, x: jax.Array, eps: jax.Array, *, model: VAE,
                   labels: Optional[jax.Array] = None) -> dict[str, jax.Array]:
-  """For the standard-normal draws ``eps`` of shape (..., batch, latent_dim), z ~ q(z|x) and per
+  """For the standard-normal draws ``eps`` of shape (..., batch, code_dim), z ~ q(z|x) and per
   draw: ``recon`` = -log p(x|z), ``log_q`` = log q(z|x), ``log_prior`` = log p(z)."""
   variables = {"params": params}
   z, log_q = model.apply(variables, x, eps, labels, method=VAE.posterior)
@@ -148,8 +148,8 @@ def sample(state: TrainState, key: jax.Array, num: int, labels: Optional[jax.Arr
 
 
 def encode(state: TrainState, images: jax.Array, *, model: VAE) -> jax.Array:
-  """The posterior mean of q(z|x) for images in [0, 1], (batch, latent_dim); with a flow, the
-  flow of its base distribution's mean."""
+  """The posterior mean of q(z|x) for images in [0, 1], (batch, code_dim); with a flow, the
+  flow of its base distribution's mean (:meth:`VAE.code`)."""
   return model.apply({"params": state.params[NET]}, images, method=VAE.code)
 
 
