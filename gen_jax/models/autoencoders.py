@@ -255,10 +255,10 @@ class VAE(_EncoderDecoder):
   def code(self, x: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
     """The representative code of x: the mean of q(z|x); with a flow, the flow of the base mean;
     with two stochastic layers, (mean of q(h1|x), mean of q(h2 | that mean))."""
+    if self.latent_dim2:
+      return self.encode(x, y)[0]
     mean, _, context = self._encode_all(x, y)
-    if self.flow:
-      return self.posterior_flow(mean, context)[0]
-    return self.encode(x, y)[0] if self.latent_dim2 else mean
+    return self.posterior_flow(mean, context)[0] if self.flow else mean
 
   def decode(self, z: jax.Array, y: Optional[jax.Array] = None) -> jax.Array:
     """Bernoulli logits of p(x|z) (or p(x|z, y)); any leading batch axes of z are kept. With two
