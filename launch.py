@@ -35,8 +35,18 @@ _MODE = flags.DEFINE_enum(
     "trustworthiness of that checkpoint's features and of pixels and PCA (cards in "
     "<workdir>/probe_cards.jsonl); compress: its rate-distortion curve as a codec, next to PCA, "
     "JPEG, WebP and PNG (<workdir>/compress/, <workdir>/compress_cards.jsonl).")
-_MULTIHOST = flags.DEFINE_bool("multihost", False,
-                               "Call jax.distributed.initialize() first (TPU pods, multi-host GPU).")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False,
+    "Call jax.distributed.initialize() first. On a Cloud TPU VM pod, SLURM or Open MPI it finds "
+    "its peers itself; elsewhere give --coordinator_address, --num_processes and --process_id.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for --multihost where JAX cannot detect "
+    "the cluster (e.g. two processes on one machine: localhost:12355).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes of a --multihost run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes-1.")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout_secs", 100, "--multihost: a peer silent this long is taken for dead and "
+    "JAX stops every process (rerun them all to resume from the newest checkpoint).")
 flags.mark_flags_as_required(["config", "workdir"])
 _FLAG_HINT = ("Pass --helpfull to see the flags; an override must name a field that the config "
               "file defines.")
@@ -48,9 +58,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   import jax  # after flag parsing, so --help is fast
-  from gen_jax import checkpoint, data, train
+  from gen_jax import checkpoint, data, distributed, train
   if _MULTIHOST.value:
-    jax.distributed.initialize()
+    try:
+      distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                             heartbeat_timeout_secs=_HEARTBEAT.value)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+  elif any(f.value is not None for f in (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID)):
+    raise app.UsageError("--coordinator_address, --num_processes and --process_id need --multihost.")
   if not jax.config.jax_compilation_cache_dir:   # JAX_COMPILATION_CACHE_DIR wins where it is set
     # A rerun, a resume after preemption and the eval modes reuse the compiled steps.
     jax.config.update("jax_compilation_cache_dir", str(data.cache_dir() / "xla"))

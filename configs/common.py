@@ -162,7 +162,22 @@ def shrink(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def scale_out(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds the fields every family's model reads for accelerators, where a config has not set them."""
+  fields = dict(
+      conv_impl="auto",        # 4x4 stride-2 convs: 'auto' (matrix products on CPU, XLA's
+                               # convolutions on GPU/TPU), 'matmul' or 'xla'
+      dtype="float32",         # computation of train steps: 'float32' or 'bfloat16' (parameters,
+                               # optimizer state, losses and evaluation stay float32)
+  )
+  for k, v in fields.items():
+    if k not in model:
+      model[k] = v
+  return model
+
+
 def finish(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+  scale_out(c.model)
   if arg in (None, ""):
     return c
   if arg == "tiny":

@@ -18,7 +18,7 @@ Measured: bound on the test NLL 89.62 nats [88.95, 90.02] (results/NOTES.md#dbn_
 
 import ml_collections
 
-from configs import rbm_mnist
+from configs import common, rbm_mnist
 
 NUM_TRAIN = 50_000
 
@@ -42,6 +42,7 @@ def get_config(arg=None):
       # RBM 1's likelihood.
       init_top_from_bottom=True,
   ))
+  common.scale_out(c.model)
   c.optimizer.decay_steps = steps_per_layer   # each layer decays over its own half of the run
   # The bound costs ~5 s per test pass (10 draws of h1 through a 500-2000 top RBM): every 10 epochs.
   c.eval.every_steps = 10 * (NUM_TRAIN // c.get_ref("batch_size"))

@@ -94,6 +94,7 @@ def wgan_gp(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def finish(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
   """``:tiny``: 200 steps, evaluated and checkpointed at 100 and 200, a small sample grid."""
+  common.scale_out(c.model)
   if arg in (None, ""):
     return c
   if arg == "tiny":

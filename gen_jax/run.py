@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import pathlib
 from typing import Any, Callable, Optional
 
@@ -21,6 +22,7 @@ import ml_collections
 from jax.sharding import Mesh
 
 from gen_jax import checkpoint, data, sharding, steps
+from gen_jax.models import layers
 
 BINARIZE = ("dynamic", "none")
 
@@ -74,6 +76,10 @@ def build(config: ml_collections.ConfigDict) -> Run:
     return data.binarize(eval_binarize_key, x) if config.dataset.binarize == "dynamic" else x
 
   family = steps.get(config.model.family).from_config(config, train.image_shape)
+  if "conv_impl" in config.model:
+    impl = layers.resolve_conv_impl(config.model.conv_impl)
+    logging.info("model.conv_impl=%r: 4x4 stride-2 convolutions as %s on %s", config.model.conv_impl,
+                 "matrix products" if impl == "matmul" else "XLA convolutions", jax.default_backend())
   return Run(config, mesh, axis, train, prepare_test(test.images), test.num_examples, family,
              keys, test.labels)
 

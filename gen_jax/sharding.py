@@ -13,6 +13,7 @@ import math
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 
@@ -58,6 +59,11 @@ def check_batch_size(batch_size: int, mesh: Mesh, data_axis: str, what: str = "b
         + (f" or {lower}." if lower else "."))
 
 
-def host_value(x) -> np.ndarray:
-  """A (replicated or fully addressable) array as NumPy on this host."""
-  return np.asarray(jax.device_get(x))
+def host_value(tree):
+  """Arrays (a pytree of them) as NumPy on this host, whatever their sharding: an array split over
+  the devices of several processes is gathered from all of them (every process must call this)."""
+  def one(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+      x = multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(one, tree)

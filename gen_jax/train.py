@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from gen_jax import data, writers
+from gen_jax import data, sharding, writers
 from gen_jax.applications import interpolation, masks
 from gen_jax import run as run_lib
 from gen_jax.likelihood import iwae
@@ -193,7 +193,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 *((step // every + 1) * every for every in (steps_per_epoch, eval_every, ckpt_every)))
       state, metrics, bad_step, bad_metric = chunk_fn(
           state, run.train.images, jnp.int32(end - step), run.train.labels)
-      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      metrics = {k: float(v) for k, v in sharding.host_value(metrics).items()}
       if int(bad_step) >= 0:
         name = sorted(metrics)[int(bad_metric)]
         ckpt.wait()
@@ -244,7 +244,7 @@ def _evaluate_and_write(state: TrainState, run: run_lib.Run, fns: dict[str, Call
                         step: int) -> dict[str, float]:
   """Test-split metrics, a grid of samples and one of reconstructions, written at ``step``."""
   metrics = {f"eval/{k}": float(v) for k, v in
-             jax.device_get(fns["eval"](state, run.test_images, run.keys["eval"],
+             sharding.host_value(fns["eval"](state, run.test_images, run.keys["eval"],
                                         run.test_labels)).items()}
   writer.write_scalars(step, metrics)
   logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
@@ -252,21 +252,21 @@ def _evaluate_and_write(state: TrainState, run: run_lib.Run, fns: dict[str, Call
   if fns["sample"] is not None:
     classes = run.family.num_classes   # a conditional family's grid: one class per column
     args = (jnp.arange(num) % classes,) if classes else ()
-    writer.write_images(step, "samples", jax.device_get(
+    writer.write_images(step, "samples", sharding.host_value(
         fns["sample"](state, run.keys["sample"], num, *args)), ncols=classes or None)
   if fns["reconstruct"] is not None:
     batch = {"image": run.test_images[:num // 2]}
     if run.test_labels is not None:
       batch["label"] = run.test_labels[:num // 2]
-    recon = jax.device_get(fns["reconstruct"](state, batch))
-    pairs = np.stack([jax.device_get(batch["image"]), recon], axis=1).reshape(-1, *recon.shape[1:])
+    recon = sharding.host_value(fns["reconstruct"](state, batch))
+    pairs = np.stack([sharding.host_value(batch["image"]), recon], axis=1).reshape(-1, *recon.shape[1:])
     writer.write_images(step, "reconstructions", pairs, ncols=int(math.sqrt(num)) // 2 * 2 or 2)
   if fns["inpaint"] is not None:
     images = run.test_images[:num // 2]
     mask = masks.make(config.apps.grid_mask, run.image_shape, num=images.shape[0],
                       key=run.keys["sample"])
     filled = fns["inpaint"](state, {"image": images}, mask, run.keys["sample"])
-    pairs = np.stack(jax.device_get([masks.shown(images, mask), filled]), axis=1)
+    pairs = np.stack(sharding.host_value([masks.shown(images, mask), filled]), axis=1)
     writer.write_images(step, "inpaintings", pairs.reshape(-1, *filled.shape[1:]),
                         ncols=int(math.sqrt(num)) // 2 * 2 or 2)
   if fns["interpolate"] is not None and (fns["encode"] or fns["prior"]) is not None:
@@ -275,7 +275,7 @@ def _evaluate_and_write(state: TrainState, run: run_lib.Run, fns: dict[str, Call
       z, method = fns["encode"](state, run.test_images[:2 * rows]), "lerp"
     else:                           # between prior draws
       z, method = fns["prior"](state, run.keys["sample"], 2 * rows), config.apps.interpolation
-    grid = jax.device_get(fns["interpolate"](state, z[:rows], z[rows:], method=method))
+    grid = sharding.host_value(fns["interpolate"](state, z[:rows], z[rows:], method=method))
     writer.write_images(step, "interpolations", grid.reshape(-1, *grid.shape[2:]),
                         ncols=grid.shape[1])
   return metrics

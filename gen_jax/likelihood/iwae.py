@@ -42,7 +42,7 @@ def values(state, run: Run, *, k: int, batch_size: int, seed: int) -> np.ndarray
   out, t0 = [], time.time()
   starts = range(0, run.num_test, batch_size)
   for i, start in enumerate(starts):
-    ll, mask = jax.device_get(fn(state, run.test_images, jnp.int32(start), key))
+    ll, mask = sharding.host_value(fn(state, run.test_images, jnp.int32(start), key))
     out.append(np.asarray(ll, np.float64)[np.asarray(mask)])
     elapsed = time.time() - t0
     logging.info("IWAE k=%d: %d/%d test images | ETA %s", k, min(start + batch_size, run.num_test),

@@ -65,12 +65,13 @@ class ConvEncoder(nn.Module):
   channels: Sequence[int]
   hidden: int
   out_dim: int
+  conv_impl: str = "matmul"   # gen_jax.models.layers.resolve_conv_impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     h = x
     for i, c in enumerate(self.channels):
-      h = nn.relu(Conv2x(c, name=f"Conv_{i}")(h))
+      h = nn.relu(Conv2x(c, impl=self.conv_impl, name=f"Conv_{i}")(h))
     h = h.reshape(h.shape[0], -1)
     h = nn.relu(nn.Dense(self.hidden)(h))
     return nn.Dense(self.out_dim)(h)
@@ -82,6 +83,7 @@ class ConvDecoder(nn.Module):
   channels: Sequence[int]   # listed as in the encoder; used in reverse
   hidden: int
   image_shape: Sequence[int]
+  conv_impl: str = "matmul"
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
@@ -96,26 +98,28 @@ class ConvDecoder(nn.Module):
     h = nn.relu(nn.Dense(height // scale * width // scale * self.channels[-1])(h))
     h = h.reshape(-1, height // scale, width // scale, self.channels[-1])
     for i, c in enumerate(reversed(self.channels[:-1])):
-      h = nn.relu(ConvTranspose2x(c, name=f"ConvTranspose_{i}")(h))
-    h = ConvTranspose2x(out_channels, name=f"ConvTranspose_{len(self.channels) - 1}")(h)
+      h = nn.relu(ConvTranspose2x(c, impl=self.conv_impl, name=f"ConvTranspose_{i}")(h))
+    h = ConvTranspose2x(out_channels, impl=self.conv_impl, name=f"ConvTranspose_{len(self.channels) - 1}")(h)
     return h.reshape(lead + tuple(self.image_shape))
 
 
 def make_encoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int], out_dim: int,
-                 act: str = "relu"):
+                 act: str = "relu", conv_impl: str = "matmul"):
   if arch == "mlp":
     return MLPEncoder(hidden=tuple(hidden), out_dim=out_dim, activation=act)
   if arch == "conv":
-    return ConvEncoder(channels=tuple(channels), hidden=hidden[-1], out_dim=out_dim)
+    return ConvEncoder(channels=tuple(channels), hidden=hidden[-1], out_dim=out_dim,
+                       conv_impl=conv_impl)
   raise ValueError(f"unknown model.arch {arch!r}: choose 'mlp' or 'conv'.")
 
 
 def make_decoder(arch: str, *, hidden: Sequence[int], channels: Sequence[int],
-                 image_shape: Sequence[int], act: str = "relu"):
+                 image_shape: Sequence[int], act: str = "relu", conv_impl: str = "matmul"):
   if arch == "mlp":
     return MLPDecoder(hidden=tuple(reversed(hidden)), image_shape=tuple(image_shape), activation=act)
   if arch == "conv":
-    return ConvDecoder(channels=tuple(channels), hidden=hidden[-1], image_shape=tuple(image_shape))
+    return ConvDecoder(channels=tuple(channels), hidden=hidden[-1], image_shape=tuple(image_shape),
+                       conv_impl=conv_impl)
   raise ValueError(f"unknown model.arch {arch!r}: choose 'mlp' or 'conv'.")
 
 
@@ -127,6 +131,7 @@ class _EncoderDecoder(nn.Module):
   image_shape: Sequence[int]
   channels: Sequence[int] = (32, 64)
   activation: str = "relu"   # the MLPs' hidden units: 'relu' or 'tanh'
+  conv_impl: str = "matmul"  # arch 'conv': gen_jax.models.layers.resolve_conv_impl
   outputs_per_code = 1   # a class constant, not a field
 
   def _encoder_outputs(self) -> int:
@@ -134,9 +139,11 @@ class _EncoderDecoder(nn.Module):
 
   def setup(self):
     self.encoder = make_encoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                out_dim=self._encoder_outputs(), act=self.activation)
+                                out_dim=self._encoder_outputs(), act=self.activation,
+                                conv_impl=self.conv_impl)
     self.decoder = make_decoder(self.arch, hidden=self.hidden, channels=self.channels,
-                                image_shape=self.image_shape, act=self.activation)
+                                image_shape=self.image_shape, act=self.activation,
+                                conv_impl=self.conv_impl)
 
 
 class VAE(_EncoderDecoder):

@@ -148,6 +148,7 @@ class DCGANGenerator(nn.Module):
   norm: str = "batch"
   bn_momentum: float = 0.9
   dense: Sequence[int] = ()
+  conv_impl: str = "matmul"   # gen_jax.models.layers.resolve_conv_impl
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -163,9 +164,9 @@ class DCGANGenerator(nn.Module):
     h = h.reshape(z.shape[0], height // scale, width // scale, self.channels[0])
     h = nn.relu(_normalize(h, self.norm, train, self.bn_momentum))
     for c in self.channels[1:]:
-      h = ConvTranspose2x(c)(h)
+      h = ConvTranspose2x(c, impl=self.conv_impl)(h)
       h = nn.relu(_normalize(h, self.norm, train, self.bn_momentum))
-    h = ConvTranspose2x(out_channels)(h)
+    h = ConvTranspose2x(out_channels, impl=self.conv_impl)(h)
     return _activate(h, self.output)
 
 
@@ -186,6 +187,7 @@ class DCGANDiscriminator(nn.Module):
   dense: Sequence[int] = ()
   centre: bool = False
   q_dim: int = 0
+  conv_impl: str = "matmul"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -196,7 +198,7 @@ class DCGANDiscriminator(nn.Module):
 
     h = _centred(x, self.centre)
     for i, c in enumerate(self.channels):
-      h = layer(Conv2x(c), h)
+      h = layer(Conv2x(c, impl=self.conv_impl), h)
       if i and not spectral:
         h = _normalize(h, self.norm, train, self.bn_momentum)
       h = nn.leaky_relu(h, 0.2)
@@ -216,7 +218,8 @@ ARCHS = ("mlp", "dcgan")
 
 def make_generator(arch: str, *, image_shape: Sequence[int], hidden: Sequence[int] = (128, 256),
                    channels: Sequence[int] = (128, 64), output: str = "tanh", norm: str = "batch",
-                   bn_momentum: float = 0.9, dense: Sequence[int] = ()) -> nn.Module:
+                   bn_momentum: float = 0.9, dense: Sequence[int] = (),
+                   conv_impl: str = "matmul") -> nn.Module:
   if output not in OUTPUTS:
     raise ValueError(f"unknown generator output {output!r} (config.model.gen_output); "
                      f"choose one of {', '.join(OUTPUTS)}.")
@@ -227,14 +230,16 @@ def make_generator(arch: str, *, image_shape: Sequence[int], hidden: Sequence[in
     return MLPGenerator(hidden=tuple(hidden), image_shape=tuple(image_shape), output=output)
   if arch == "dcgan":
     return DCGANGenerator(channels=tuple(channels), image_shape=tuple(image_shape), output=output,
-                          norm=norm, bn_momentum=bn_momentum, dense=tuple(dense))
+                          norm=norm, bn_momentum=bn_momentum, dense=tuple(dense),
+                          conv_impl=conv_impl)
   raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}.")
 
 
 def make_discriminator(arch: str, *, hidden: Sequence[int] = (256, 128),
                        channels: Sequence[int] = (64, 128), norm: str = "batch",
                        bn_momentum: float = 0.9, dense: Sequence[int] = (),
-                       centre: bool = False, q_dim: int = 0) -> nn.Module:
+                       centre: bool = False, q_dim: int = 0,
+                       conv_impl: str = "matmul") -> nn.Module:
   if norm not in NORMS:
     raise ValueError(f"unknown normalization {norm!r} (config.model.disc_norm); "
                      f"choose one of {', '.join(NORMS)}.")
@@ -242,7 +247,7 @@ def make_discriminator(arch: str, *, hidden: Sequence[int] = (256, 128),
     return MLPDiscriminator(hidden=tuple(hidden), centre=centre, q_dim=q_dim)
   if arch == "dcgan":
     return DCGANDiscriminator(channels=tuple(channels), norm=norm, bn_momentum=bn_momentum,
-                              dense=tuple(dense), centre=centre, q_dim=q_dim)
+                              dense=tuple(dense), centre=centre, q_dim=q_dim, conv_impl=conv_impl)
   raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}.")
 
 
@@ -252,10 +257,10 @@ def make_discriminator(arch: str, *, hidden: Sequence[int] = (256, 128),
 IMAGE_PATHS = ("mlp", "conv")
 
 
-def _conv(features: int, name: str) -> _Conv2x:
-  """A 4x4 stride-2 'SAME' convolution with ``nn.Conv``'s parameters and initialization, as a
-  matrix product (:mod:`gen_jax.models.layers`)."""
-  return _Conv2x(features, name=name)   # nn.Conv's own initialization, not N(0, 0.02)
+def _conv(features: int, name: str, impl: str) -> _Conv2x:
+  """A 4x4 stride-2 'SAME' convolution with ``nn.Conv``'s parameters and initialization
+  (:mod:`gen_jax.models.layers`)."""
+  return _Conv2x(features, impl=impl, name=name)   # nn.Conv's own initialization, not N(0, 0.02)
 
 
 class _ImagePath(nn.Module):
@@ -267,6 +272,7 @@ class _ImagePath(nn.Module):
   hidden: Sequence[int]
   channels: Sequence[int] = ()
   dropout: float = 0.0
+  conv_impl: str = "matmul"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -276,7 +282,7 @@ class _ImagePath(nn.Module):
     h = x
     if self.arch == "conv":
       for i, c in enumerate(self.channels):
-        h = nn.leaky_relu(_conv(c, f"Conv_{i}")(h), 0.2)
+        h = nn.leaky_relu(_conv(c, f"Conv_{i}", self.conv_impl)(h), 0.2)
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = h.reshape(h.shape[0], -1)
     for width in self.hidden:
@@ -297,6 +303,7 @@ class FeatureDiscriminator(nn.Module):
   hidden: Sequence[int] = (512, 256)
   channels: Sequence[int] = (32, 64)
   feature_layer: int = -1
+  conv_impl: str = "matmul"   # gen_jax.models.layers.resolve_conv_impl
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
@@ -312,7 +319,7 @@ class FeatureDiscriminator(nn.Module):
     h = x
     if self.arch == "conv":
       for i, c in enumerate(self.channels):
-        h = nn.leaky_relu(_conv(c, f"Conv_{i}")(h), 0.2)
+        h = nn.leaky_relu(_conv(c, f"Conv_{i}", self.conv_impl)(h), 0.2)
         outputs.append(h)
     h = h.reshape(h.shape[0], -1)
     for width in self.hidden:
@@ -335,6 +342,7 @@ class JointDiscriminator(nn.Module):
   joint_hidden: Sequence[int] = (512,)
   channels: Sequence[int] = (32, 64)
   dropout: float = 0.0
+  conv_impl: str = "matmul"   # gen_jax.models.layers.resolve_conv_impl
 
   @nn.compact
   def __call__(self, x: jax.Array, z: jax.Array, train: bool = True) -> jax.Array:
@@ -342,7 +350,7 @@ class JointDiscriminator(nn.Module):
       raise ValueError(f"JointDiscriminator: {x.shape[0]} images but {z.shape[0]} codes; give "
                        "one code per image.")
     hx = _ImagePath(self.arch, tuple(self.x_hidden), tuple(self.channels), self.dropout,
-                    name="x_path")(x, train)
+                    self.conv_impl, name="x_path")(x, train)
     hz = _ImagePath("mlp", tuple(self.z_hidden), (), self.dropout, name="z_path")(z, train)
     h = jnp.concatenate([hx, hz], axis=-1)
     for width in self.joint_hidden:

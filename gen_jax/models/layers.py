@@ -1,4 +1,5 @@
-"""Layers shared by the model families: 4x4 stride-2 (transposed) convolutions as matrix products.
+"""Layers shared by the model families: 4x4 stride-2 (transposed) convolutions, computed as matrix
+products on CPU and as XLA's native convolutions on GPU and TPU.
 
 XLA:CPU computes the kernel gradient of a convolution ~50x slower inside a while loop than outside
 one (measured: 1.6 s vs 34 ms for 3 steps of a 4x4 stride-2 conv, 64 x 14x14x64 -> 7x7x128;
@@ -7,6 +8,12 @@ gradient of a transposed convolution is slow even outside one (1.16 s vs 96 ms).
 matrix have only slices and dots in their gradients, which XLA runs at full speed everywhere. The
 results equal ``lax.conv_general_dilated`` and ``lax.conv_transpose`` to float rounding, and the
 modules have ``nn.Conv``'s and ``nn.ConvTranspose``'s parameters (tests/test_gan.py).
+
+On GPUs and TPUs the matrix-product form materialises a 16-fold (4-fold for the transposed
+convolution) patch tensor that the native convolution never builds, and cannot use the cuDNN/TPU
+convolution kernels. So every convolution layer takes ``impl`` ('matmul' or 'xla'), and the configs'
+``model.conv_impl`` defaults to 'auto': :func:`resolve_conv_impl` picks 'matmul' on CPU and 'xla'
+elsewhere. Both give the same function of the same parameters (tests/test_layers.py).
 """
 
 from __future__ import annotations
@@ -15,6 +22,20 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+CONV_IMPLS = ("auto", "matmul", "xla")
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def resolve_conv_impl(impl: str, backend: str | None = None) -> str:
+  """'matmul' or 'xla' for ``impl`` in :data:`CONV_IMPLS`; 'auto' is 'matmul' on the CPU backend
+  (``jax.default_backend()`` unless ``backend`` is given) and 'xla' on GPU and TPU."""
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"unknown model.conv_impl {impl!r}: choose one of {', '.join(CONV_IMPLS)} "
+                     "('auto': matrix products on CPU, XLA's convolutions on GPU and TPU).")
+  if impl == "auto":
+    impl = "matmul" if (backend or jax.default_backend()) == "cpu" else "xla"
+  return impl
 
 def conv_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """``lax.conv_general_dilated(x, kernel, (2, 2), 'SAME')`` (NHWC, HWIO) for a 4x4 kernel."""
@@ -53,27 +74,43 @@ def conv_transpose_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)
 
 
-class _Matmul4x4Stride2(nn.Module):
+def xla_conv_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """:func:`conv_4x4_stride2` by ``lax.conv_general_dilated``."""
+  return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (2, 2), "SAME",
+                                      dimension_numbers=_NHWC)
+
+
+def xla_conv_transpose_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """:func:`conv_transpose_4x4_stride2` by ``lax.conv_transpose``."""
+  return jax.lax.conv_transpose(x, kernel.astype(x.dtype), (2, 2), "SAME", dimension_numbers=_NHWC)
+
+
+class _Conv4x4Stride2(nn.Module):
   """``kernel`` (4, 4, in, out) and ``bias`` as flax's convolutions name and shape them, applied
-  by the subclass's ``op``."""
+  by the subclass's ``ops[impl]`` ('matmul' or 'xla'; resolve 'auto' first)."""
   features: int
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
-  op = None   # (x, kernel) -> y, set by each subclass
+  impl: str = "matmul"
+  ops = {}   # impl -> (x, kernel) -> y, set by each subclass
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    if self.impl not in type(self).ops:
+      raise ValueError(f"{type(self).__name__}: impl={self.impl!r} is not one of "
+                       f"{', '.join(type(self).ops)}; resolve 'auto' with resolve_conv_impl.")
     kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return type(self).op(x, kernel) + bias
+    return type(self).ops[self.impl](x, kernel) + bias.astype(x.dtype)
 
 
-class Conv2x(_Matmul4x4Stride2):
+class Conv2x(_Conv4x4Stride2):
   """4x4 stride-2 'SAME' convolution (halves H and W) with ``nn.Conv``'s parameters
-  (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_4x4_stride2`."""
-  op = staticmethod(conv_4x4_stride2)
+  (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_4x4_stride2` or XLA."""
+  ops = {"matmul": conv_4x4_stride2, "xla": xla_conv_4x4_stride2}
 
 
-class ConvTranspose2x(_Matmul4x4Stride2):
+class ConvTranspose2x(_Conv4x4Stride2):
   """4x4 stride-2 'SAME' transposed convolution (doubles H and W) with ``nn.ConvTranspose``'s
-  parameters (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_transpose_4x4_stride2`."""
-  op = staticmethod(conv_transpose_4x4_stride2)
+  parameters (``kernel`` (4, 4, in, out), ``bias``), computed by :func:`conv_transpose_4x4_stride2`
+  or XLA."""
+  ops = {"matmul": conv_transpose_4x4_stride2, "xla": xla_conv_transpose_4x4_stride2}

@@ -9,10 +9,10 @@ import jax
 import ml_collections
 import optax
 
-from gen_jax import optim
+from gen_jax import optim, precision
 from gen_jax.applications import completion
 from gen_jax.losses import densities
-from gen_jax.models import autoencoders
+from gen_jax.models import autoencoders, layers
 from gen_jax.models.autoencoders import Autoencoder
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
@@ -75,7 +75,8 @@ def create_model(config: ml_collections.ConfigDict, image_shape: Sequence[int], 
   """``module`` (:class:`Autoencoder`, or the VAE) of ``config.model``'s arch and sizes."""
   m = config.model
   return module(arch=m.arch, hidden=tuple(m.hidden), latent_dim=m.latent_dim,
-                image_shape=tuple(image_shape), channels=tuple(m.channels), activation=m.activation)
+                image_shape=tuple(image_shape), channels=tuple(m.channels), activation=m.activation,
+                conv_impl=layers.resolve_conv_impl(m.conv_impl))
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -94,7 +95,9 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   tx = optim.make(config.optimizer)
   p = functools.partial
   return Family(init=p(init_state, model=model, tx=tx, image_shape=tuple(image_shape)),
-                train_step=p(train_step, model=model), eval_step=p(eval_step, model=model),
+                train_step=p(train_step, model=precision.cast(
+                    model, precision.compute_dtype(config.model.dtype))),
+                eval_step=p(eval_step, model=model),
                 reconstruct=p(reconstruct, model=model), encode=p(encode, model=model),
                 decode=p(decode, model=model),
                 inpaint=p(inpaint, model=model, num_steps=config.apps.num_steps),

@@ -70,10 +70,11 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax import precision
 from gen_jax.applications import completion
 from gen_jax.applications import masks as masks_lib
 from gen_jax.losses import gan as gan_losses
-from gen_jax.models import autoencoders
+from gen_jax.models import autoencoders, layers
 from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
 from gen_jax.steps import Family, adversarial
@@ -302,14 +303,16 @@ def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int])
   ``hidden``, ``channels``; :func:`gen_jax.models.autoencoders.make_encoder`); D is a
   :class:`gen_jax.models.gan.JointDiscriminator`."""
   m = config.model
+  impl = layers.resolve_conv_impl(m.conv_impl)
   enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
-                                  out_dim=m.latent_dim * (2 if m.encoder == "gaussian" else 1))
+                                  out_dim=m.latent_dim * (2 if m.encoder == "gaussian" else 1),
+                                  conv_impl=impl)
   gen = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
-                                  image_shape=image_shape)
+                                  image_shape=image_shape, conv_impl=impl)
   disc = gan_models.JointDiscriminator(
       arch=m.disc_arch, x_hidden=tuple(m.disc_x_hidden), z_hidden=tuple(m.disc_z_hidden),
       joint_hidden=tuple(m.disc_joint_hidden), channels=tuple(m.disc_channels),
-      dropout=m.disc_dropout)
+      dropout=m.disc_dropout, conv_impl=impl)
   return enc, gen, disc
 
 
@@ -333,7 +336,9 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       init=p(init_state, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, tx_enc=tx[ENC],
              tx_gen=tx[GEN], tx_disc=tx[DISC], image_shape=tuple(image_shape), encoder=m.encoder,
              ema=m.ema_decay > 0),
-      train_step=p(train_step, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, **shared,
+      train_step=p(train_step, **{k: precision.cast(v, precision.compute_dtype(m.dtype))
+                                  for k, v in dict(enc=enc, gen=gen, disc=disc).items()},
+                   z_dim=m.latent_dim, **shared,
                    ema_decay=m.ema_decay),
       eval_step=p(eval_step, enc=enc, gen=gen, disc=disc, z_dim=m.latent_dim, **shared),
       sample=p(sample, gen=gen, z_dim=m.latent_dim, prior=m.prior),

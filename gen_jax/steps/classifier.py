@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import optim
+from gen_jax import optim, precision
 from gen_jax.models.classifier import CNN
 from gen_jax.state import TrainState
 from gen_jax.steps import Family
@@ -122,7 +122,8 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   return Family(
       init=p(init_state, model=model, tx=optim.make(config.optimizer),
              image_shape=tuple(image_shape)),
-      train_step=p(train_step, model=model, max_shift=config.model.max_shift,
+      train_step=p(train_step, model=precision.cast(
+          model, precision.compute_dtype(config.model.dtype)), max_shift=config.model.max_shift,
                    flip=config.model.flip),
       eval_step=p(eval_step, model=model),
   )

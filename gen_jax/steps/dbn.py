@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax import precision
 from gen_jax.likelihood import ais
 from gen_jax.models.rbm import RBM, base_rate_logits
 from gen_jax.state import TrainState
@@ -222,6 +223,7 @@ def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, rbm1: RB
 def validate(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> None:
   """A clear error for layer sizes or a training method this family cannot train."""
   m, num_pixels = config.model, math.prod(image_shape)
+  precision.compute_dtype(m.dtype, "DBN", supported=False)
   if m.init_top_from_bottom and m.num_hidden2 != num_pixels:
     raise ValueError(f"model.init_top_from_bottom needs model.num_hidden2 = {num_pixels} (the "
                      f"number of pixels), not {m.num_hidden2}.")

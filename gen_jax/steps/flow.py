@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import optim
+from gen_jax import optim, precision
 from gen_jax.applications import completion
 from gen_jax.applications import masks as masks_lib
 from gen_jax.losses import densities
@@ -214,6 +214,7 @@ def validate(config: ml_collections.ConfigDict,
   """A clear error for each setting the flow cannot train (and, given ``image_shape``, for a
   number of levels the image cannot be squeezed through)."""
   m = config.model
+  precision.compute_dtype(m.dtype, "flow", supported=False)
   if config.dataset.binarize != "none":
     raise ValueError(f"dataset.binarize={config.dataset.binarize!r}: the flow models grey levels "
                      "by uniform dequantization; set --config.dataset.binarize=none.")

@@ -78,9 +78,11 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax import precision
 from gen_jax.applications import completion
 from gen_jax.losses import gan as gan_losses
 from gen_jax.models import gan as gan_models
+from gen_jax.models import layers
 from gen_jax.state import TrainState
 from gen_jax.steps import Family, adversarial
 from gen_jax.steps.adversarial import (apply, apply_q, batch_stats, critic_minibatches, outputs,
@@ -425,11 +427,12 @@ def create_models(config: ml_collections.ConfigDict,
   m = config.model
   gen = gan_models.make_generator(
       m.arch, image_shape=image_shape, hidden=m.gen_hidden, channels=m.gen_channels,
-      output=m.gen_output, norm=m.gen_norm, bn_momentum=m.bn_momentum, dense=m.gen_dense)
+      output=m.gen_output, norm=m.gen_norm, bn_momentum=m.bn_momentum, dense=m.gen_dense,
+      conv_impl=layers.resolve_conv_impl(m.conv_impl))
   disc = gan_models.make_discriminator(
       m.arch, hidden=m.disc_hidden, channels=m.disc_channels, norm=m.disc_norm,
       bn_momentum=m.bn_momentum, dense=m.disc_dense, centre=m.gen_output == "sigmoid",
-      q_dim=m.cat_dim)
+      q_dim=m.cat_dim, conv_impl=layers.resolve_conv_impl(m.conv_impl))
   return gen, disc
 
 
@@ -475,13 +478,15 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   gen, disc = create_models(config, image_shape)
   classifier = adversarial.load_classifier(config, image_shape)
   shared = dict(z_dim=m.z_dim, cat_dim=m.cat_dim)
+  dtype = precision.compute_dtype(m.dtype)
   draw = dict(gen=gen, output=m.gen_output, standing_num=m.standing_stats_num, **shared)
   latent_opt, method = adversarial.latent_completion(config, "prior draw", restarts=True)
   p = functools.partial
   return Family(
       init=p(init_state, gen=gen, disc=disc, tx_gen=tx[GEN], tx_disc=tx[DISC],
              image_shape=tuple(image_shape), ema=m.ema_decay > 0, **shared),
-      train_step=p(train_step, gen=gen, disc=disc, loss=m.loss, n_critic=m.n_critic,
+      train_step=p(train_step, gen=precision.cast(gen, dtype), disc=precision.cast(disc, dtype),
+                   loss=m.loss, n_critic=m.n_critic,
                    gp_weight=m.gp_weight, clip=m.clip, ema_decay=m.ema_decay, output=m.gen_output,
                    label_smoothing=m.label_smoothing, top_k=m.gen_top_k,
                    top_k_decay=m.gen_top_k_decay, top_k_decay_steps=m.gen_top_k_decay_steps,

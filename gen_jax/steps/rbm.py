@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax import precision
 from gen_jax.likelihood import ais
 from gen_jax.models.rbm import RBM, base_rate_logits
 from gen_jax.state import TrainState
@@ -247,6 +248,7 @@ def optimizer_from_config(cfg: ml_collections.ConfigDict) -> optax.GradientTrans
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """A clear error for a training method or optimizer this family does not have."""
+  precision.compute_dtype(config.model.dtype, "RBM", supported=False)
   if config.model.method not in METHODS:
     raise ValueError(f"unknown RBM training method {config.model.method!r} (config.model.method); "
                      f"choose one of {', '.join(METHODS)}.")

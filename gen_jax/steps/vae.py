@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import optim
+from gen_jax import optim, precision
 from gen_jax.applications import completion
 from gen_jax.losses import densities
 from gen_jax.models.autoencoders import VAE
@@ -257,12 +257,13 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   validate(config)
   model = create_model(config, image_shape)
   method = config.apps.method or "mwg"
+  train_model = precision.cast(model, precision.compute_dtype(config.model.dtype))
   p = functools.partial
   if model.num_classes:   # the conditional VAE: samples and reconstructions given the class
     return Family(
         init=p(init_state, model=model, tx=optim.make(config.optimizer),
                image_shape=tuple(image_shape)),
-        train_step=p(train_step, model=model, beta=config.model.beta,
+        train_step=p(train_step, model=train_model, beta=config.model.beta,
                    objective=config.model.objective, num_samples=config.model.num_samples,
                    kl_warmup_steps=config.model.kl_warmup_steps),
         eval_step=p(eval_step, model=model), sample=p(sample, model=model),
@@ -270,7 +271,7 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
   return Family(
       init=p(init_state, model=model, tx=optim.make(config.optimizer),
              image_shape=tuple(image_shape)),
-      train_step=p(train_step, model=model, beta=config.model.beta,
+      train_step=p(train_step, model=train_model, beta=config.model.beta,
                    objective=config.model.objective, num_samples=config.model.num_samples,
                    kl_warmup_steps=config.model.kl_warmup_steps),
       eval_step=p(eval_step, model=model),

@@ -81,11 +81,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gen_jax import precision
 from gen_jax.applications import completion
 from gen_jax.applications import masks as masks_lib
 from gen_jax.losses import gan as gan_losses
 from gen_jax.losses import densities
-from gen_jax.models import autoencoders
+from gen_jax.models import autoencoders, layers
 from gen_jax.models import gan as gan_models
 from gen_jax.state import TrainState
 from gen_jax.steps import Family, adversarial
@@ -321,13 +322,14 @@ def create_models(config: ml_collections.ConfigDict, image_shape: Sequence[int])
   :class:`gen_jax.models.gan.FeatureDiscriminator`."""
   validate(config)
   m = config.model
+  impl = layers.resolve_conv_impl(m.conv_impl)
   enc = autoencoders.make_encoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
-                                  out_dim=2 * m.latent_dim)
+                                  out_dim=2 * m.latent_dim, conv_impl=impl)
   dec = autoencoders.make_decoder(m.arch, hidden=m.hidden, channels=tuple(m.channels),
-                                  image_shape=image_shape)
+                                  image_shape=image_shape, conv_impl=impl)
   disc = gan_models.FeatureDiscriminator(arch=m.disc_arch, hidden=tuple(m.disc_hidden),
                                          channels=tuple(m.disc_channels),
-                                         feature_layer=m.feature_layer)
+                                         feature_layer=m.feature_layer, conv_impl=impl)
   return enc, dec, disc
 
 
@@ -349,7 +351,8 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       init=p(init_state, enc=enc, dec=dec, disc=disc, latent_dim=m.latent_dim, tx_enc=tx[ENC],
              tx_dec=tx[DEC], tx_disc=tx[DISC], image_shape=tuple(image_shape),
              ema=m.ema_decay > 0),
-      train_step=p(train_step, **nets, gamma=m.gamma, kl_weight=m.kl_weight,
+      train_step=p(train_step, **nets | {k: precision.cast(nets[k], precision.compute_dtype(m.dtype))
+                                         for k in ("enc", "dec", "disc")}, gamma=m.gamma, kl_weight=m.kl_weight,
                    pixel_weight=m.pixel_weight, ema_decay=m.ema_decay),
       eval_step=p(eval_step, **nets),
       sample=p(sample, dec=dec, latent_dim=m.latent_dim),
