@@ -26,7 +26,7 @@ from tools import cli  # pylint: disable=g-import-not-at-top,wrong-import-positi
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go.")
 _MODE = flags.DEFINE_enum(
-    "mode", "train", ["train", "eval", "apps", "probe", "compress", "floor"],
+    "mode", "train", ["train", "eval", "apps", "probe", "compress", "floor", "study"],
     "train: train (or resume) and evaluate; eval: evaluate the newest checkpoint of --workdir "
     "(samples, sample-quality metrics, likelihood k sweep, metric cards); apps: the applications "
     "of that checkpoint (completion for every mask, interpolation, path length; PNGs in "
@@ -34,7 +34,9 @@ _MODE = flags.DEFINE_enum(
     "real test images of the config's dataset; probe: linear probes (100 labels to all), k-NN and "
     "trustworthiness of that checkpoint's features and of pixels and PCA (cards in "
     "<workdir>/probe_cards.jsonl); compress: its rate-distortion curve as a codec, next to PCA, "
-    "JPEG, WebP and PNG (<workdir>/compress/, <workdir>/compress_cards.jsonl).")
+    "JPEG, WebP and PNG (<workdir>/compress/, <workdir>/compress_cards.jsonl); study: the study of "
+    "a study config (configs/study_mnist.py): its runs in <workdir>/runs (resumable), its cards and "
+    "report in the config's report_dir.")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False,
     "Call jax.distributed.initialize() first. On a Cloud TPU VM pod, SLURM or Open MPI it finds "
@@ -82,6 +84,10 @@ def main(argv):
   try:
     if _MODE.value == "train":
       train.train_and_evaluate(config, _WORKDIR.value)
+    elif _MODE.value == "study":
+      from gen_jax import study  # pylint: disable=import-outside-toplevel
+      path = study.run(config, _WORKDIR.value, command=" ".join(["python", *sys.argv]))
+      print(f"the study's report: {path}")
     else:
       from gen_jax import cards, evaluate  # the metrics' feature networks load only here
       command = " ".join(["python", *sys.argv])

@@ -93,8 +93,10 @@ def main(argv=None):
           f"{row['flops_per_image'] / 1e6:10.2f} {row['peak_bytes'] / 2**20:9.1f} "
           f"{row['images_per_sec']:10,.0f} {row['flops_per_sec'] / 1e9:9.2f} {share}", flush=True)
     written += cards_of(row, " ".join(["python", *sys.argv]))
+    if args.out:   # after every config, so that an interrupted table keeps what it measured
+      cards.write(args.out, written)
   if args.out:
-    print(f"{len(written)} metric cards in {cards.write(args.out, written)}")
+    print(f"{len(written)} metric cards in {args.out}")
   return rows
 
 

@@ -14,7 +14,6 @@ each (median of the rounds) and the ratio.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import sys
@@ -23,33 +22,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def bench_gen_jax(steps: int, rounds: int, batch_size: int) -> list[float]:
-  import jax
-  import jax.numpy as jnp
+def bench_gen_jax(steps: int, rounds: int, batch_size: int, config=None) -> list[float]:
+  """images/s of each round of gen_jax's own training loop function (gen_jax.compute)."""
   from configs import vae_mnist
+  from gen_jax import compute
   from gen_jax import run as run_lib
-  from gen_jax import train
 
-  config = vae_mnist.get_config()
+  config = config or vae_mnist.get_config()
   config.batch_size = batch_size
   run = run_lib.build(config)
-  state = run_lib.init_state(run)
-  spe = run.train.num_examples // batch_size
-  fn = jax.jit(functools.partial(
-      train.train_steps, train_step=run.family.train_step, batch_size=batch_size,
-      steps_per_epoch=spe, num_examples=run.train.num_examples, max_value=run.train.max_value,
-      binarize=True, data_key=run.keys["data"], mesh=run.mesh, data_axis=run.data_axis),
-      donate_argnums=0)
-  n = jnp.int32(min(steps, spe))
-  state, m, _, _ = fn(state, run.train.images, n)      # compile + warm-up
-  jax.block_until_ready(m)
-  rates = []
-  for _ in range(rounds):
-    t = time.perf_counter()
-    state, m, _, _ = fn(state, run.train.images, n)
-    jax.block_until_ready(m)
-    rates.append(int(n) * batch_size / (time.perf_counter() - t))
-  return rates
+  return compute.train_rates(run, run_lib.init_state(run), steps=steps, rounds=rounds)[0]
 
 
 def bench_pytorch(steps: int, rounds: int, batch_size: int) -> list[float]:
@@ -112,10 +94,15 @@ def main():
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--batch_size", type=int, default=128)
   args = parser.parse_args()
-  import jax
-  import torch
   jax_rates = bench_gen_jax(args.steps, args.rounds, args.batch_size)
   torch_rates = bench_pytorch(args.steps, args.rounds, args.batch_size)
+  report(jax_rates, torch_rates)
+
+
+def report(jax_rates: list[float], torch_rates: list[float]) -> None:
+  """Prints both sides' images/s (median, min, max) and the ratio of the medians."""
+  import jax
+  import torch
   j, t = statistics.median(jax_rates), statistics.median(torch_rates)
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} (jax {jax.__version__}), "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads")
@@ -123,7 +110,6 @@ def main():
   for name, rates in (("gen_jax", jax_rates), ("pytorch", torch_rates)):
     print(f"{name:10s} {statistics.median(rates):18,.0f} {min(rates):10,.0f} {max(rates):10,.0f}")
   print(f"ratio gen_jax / pytorch: {j / t:.2f}x")
-
 
 if __name__ == "__main__":
   main()

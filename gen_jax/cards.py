@@ -30,7 +30,7 @@ PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-da
 # Fields some cards add: the k of a sweep, the mask and method of a completion, the seconds it
 # took, a probe's labels, feature source and dimension, a codec's rate and quantisation step.
 EXTRA_FIELDS = {"notes", "std_kind", "k", "mask", "method", "secs", "labels", "features", "dim",
-                "dtype", "batch_size",
+                "dtype", "batch_size", "lr_scale", "batch_scale",
                 "bits", "quant_step", "codec"}
 BEGIN, END = "<!-- cards:begin -->", "<!-- cards:end -->"
 COMPARE_BEGIN, COMPARE_END = "<!-- compare:begin -->", "<!-- compare:end -->"

@@ -42,6 +42,19 @@ def save_png(path: str | pathlib.Path, grid: np.ndarray) -> None:
   Image.fromarray(grid).save(path)
 
 
+def _drop_partial_last_line(path: pathlib.Path) -> None:
+  """A run killed while writing a row leaves a line without its newline: cut it off, so that the
+  resumed run's rows start on a line of their own."""
+  if not path.exists() or path.stat().st_size == 0:
+    return
+  with open(path, "rb+") as f:
+    f.seek(-1, 2)
+    if f.read(1) == b"\n":
+      return
+    data = f.seek(0) or f.read()
+    f.truncate(data.rfind(b"\n") + 1)
+
+
 class MetricWriter:
   """Writes scalars to ``<workdir>/metrics.jsonl`` and TensorBoard, images to PNG and TensorBoard."""
 
@@ -51,7 +64,9 @@ class MetricWriter:
     self._tb = None
     if self.active:
       self.workdir.mkdir(parents=True, exist_ok=True)
-      self._jsonl = open(self.workdir / "metrics.jsonl", "a", encoding="utf-8")
+      path = self.workdir / "metrics.jsonl"
+      _drop_partial_last_line(path)
+      self._jsonl = open(path, "a", encoding="utf-8")
       if tensorboard:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
         self._tb = SummaryWriter(str(self.workdir / "tensorboard"))

@@ -1,0 +1,230 @@
+"""Runs the study's grid of trainings and measures each the same way, as metric cards.
+
+The grid (:func:`specs`): every family at every seed of ``study.seeds``; the learning-rate sweep
+(``study.lr_scales``, every learning rate of the config multiplied) and the batch sweep
+(``study.batch_scales``) at the first seed. Every run trains on the same number of images
+(``study.budget_images``), evaluates ``study.num_evals`` times, and keeps those checkpoints.
+
+Each run writes ``<study_dir>/runs/<name>/study_cards.jsonl`` when it is complete; a run whose file
+exists is skipped, so an interrupted study continues where it stopped. The cards of a run:
+
+* ``fid``, ``precision``, ``recall``, ``inception_score``, ``modes_covered`` of ``study.num_samples``
+  samples of the final state against the study dataset's test images, in the domain network's
+  features (the same real set and network for every family);
+* ``fid_curve``: FID at each kept checkpoint (``step``; ``secs``, the loop's wall-clock to that step);
+* ``train_images_per_sec`` (the loop's own rate over the run), ``wall_secs`` (training and the loop's
+  evaluations, start-up and compilation included), ``nll`` (the family's own likelihood, where it
+  has one: IWAE bound, AIS, DBN bound, exact for flows), ``diverged`` and ``collapsed`` (0 or 1);
+* at the first seed with scales 1: ``params``, ``train_flops_per_image`` and ``train_peak_memory``
+  of the compiled train step (:mod:`gen_jax.compute`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import pathlib
+import time
+from typing import Any, Optional
+
+import jax
+import ml_collections
+import numpy as np
+
+from gen_jax import cards, compute, evaluate, writers
+from gen_jax import run as run_lib
+
+# Sample-quality signals of a collapsed generator: fewer classes than this among the samples, or a
+# pixel standard deviation across samples below this (all samples alike).
+MIN_MODES, MIN_PIXEL_STD = 5, 0.02
+LIKELIHOOD_KEYS = ("eval/nll_iwae", "eval/nll_ais", "eval/nll_bound", "eval/nll")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  family: str
+  seed: int
+  lr_scale: float = 1.0
+  batch_scale: float = 1.0
+
+  @property
+  def name(self) -> str:
+    return f"{self.family}-seed{self.seed}-lr{self.lr_scale:g}-batch{self.batch_scale:g}"
+
+  @property
+  def is_base(self) -> bool:
+    return self.lr_scale == 1.0 and self.batch_scale == 1.0
+
+
+def specs(study: ml_collections.ConfigDict) -> list[RunSpec]:
+  """The study's runs, seeds first (the quality and stability axes need them), then the sweeps."""
+  out = [RunSpec(f, s) for s in study.seeds for f in study.families]
+  first = study.seeds[0]
+  out += [RunSpec(f, first, lr_scale=x) for f in study.families for x in study.lr_scales if x != 1]
+  out += [RunSpec(f, first, batch_scale=x) for f in study.families for x in study.batch_scales
+          if x != 1]
+  return out
+
+
+def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collections.ConfigDict:
+  """The training config of one run: the family's config file with the study's overrides, seed,
+  scaled learning rates and batch, the images budget and the evaluation cadence."""
+  entry = study.families[spec.family]
+  module, _, arg = entry.config.partition(":")
+  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
+  for path, value in entry.overrides:
+    node = config
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  config.seed = spec.seed
+  for name in ("optimizer", "disc_optimizer"):
+    if name in config:
+      config[name].learning_rate = config[name].learning_rate * spec.lr_scale
+  batch = int(round(config.batch_size * spec.batch_scale))
+  config.batch_size = max(8, batch - batch % 8)
+  config.num_steps = max(study.num_evals, study.budget_images // config.batch_size)
+  every = max(1, config.num_steps // study.num_evals)
+  config.num_steps = every * study.num_evals
+  config.eval.every_steps = every
+  config.checkpoint.every_steps = every
+  config.checkpoint.max_to_keep = study.num_evals + 1
+  config.steps_per_dispatch = min(config.steps_per_dispatch, every)
+  config.tensorboard = False
+  if "iwae_k" in config.eval:
+    config.eval.iwae_k = min(config.eval.iwae_k, study.iwae_k)
+  for key, value in study.run_overrides:
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p] if p in node else None
+      if node is None:
+        break
+    if node is not None and leaf in node:
+      node[leaf] = value
+  return config
+
+
+class Judge:
+  """The study's one sample-quality protocol: ``num_samples`` samples against the test split of
+  ``dataset`` in its domain network's features."""
+
+  def __init__(self, dataset: str, *, num_real: int, seed: int = 0):
+    from gen_jax.metrics import networks  # pylint: disable=import-outside-toplevel
+    self.dataset, self.seed = dataset, seed
+    self.net = networks.load(networks.DEFAULT_FOR_DATASET[dataset])
+    real, _ = evaluate.real_images(dataset, "test", num_real, seed=seed)
+    self.num_real = len(real)
+    self.real_features, _ = evaluate.network_outputs(self.net, real)
+
+  def __call__(self, images: np.ndarray) -> dict[str, float]:
+    fake_f, fake_p = evaluate.network_outputs(self.net, images)
+    m = evaluate.sample_quality_metrics(self.real_features, fake_f, fake_p, seed=self.seed,
+                                        kid_subset_size=min(1000, len(images)))
+    out = {k: float(m[k][0]) for k in ("fid", "precision", "recall", "inception_score",
+                                       "modes_covered")}
+    out["pixel_std"] = float((images.astype(np.float32) / 255.0).std(axis=0).mean())
+    return out
+
+
+def _samples(run, state, num: int, seed: int) -> np.ndarray:
+  """``num`` samples as uint8 (a conditional family's: the classes in turn)."""
+  fn = run.family.sample
+  if run.family.num_classes:
+    fn = lambda s, k, n: run.family.sample(s, k, n, jax.numpy.arange(n) % run.family.num_classes)
+  return evaluate.generate(fn, state, jax.random.PRNGKey(seed), num, 500)
+
+
+def _rows(workdir: pathlib.Path) -> list[dict]:
+  path = workdir / "metrics.jsonl"
+  return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+
+
+def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path, judge: Judge,
+        *, command: Optional[str] = None) -> list[dict[str, Any]]:
+  """Trains and measures one run (or reads its cards if it finished before)."""
+  from gen_jax import train  # pylint: disable=import-outside-toplevel
+  workdir = pathlib.Path(study_dir) / "runs" / spec.name
+  done = workdir / "study_cards.jsonl"
+  if done.exists():
+    logging.info("study: %s done before, skipped", spec.name)
+    return cards.read([done])
+  config = run_config(study, spec)
+  common = dict(model=spec.family, family=config.model.family, dataset=study.dataset,
+                seeds={"train": spec.seed, "sample": study.sample_seed},
+                config_hash=cards.config_hash(config), command=command, lr_scale=spec.lr_scale,
+                batch_size=config.batch_size, batch_scale=spec.batch_scale, **cards.environment())
+  quality = dict(common, n_gen=study.num_samples, n_real=judge.num_real, real_split="test",
+                 feature_network=judge.net.name, feature_network_sha256=judge.net.sha256)
+  out = []
+  t0 = time.time()
+  diverged = 0
+  try:
+    final = train.train_and_evaluate(config, workdir)
+  except train.TrainingDivergedError as e:
+    logging.warning("study: %s diverged: %s", spec.name, e)
+    diverged, final = 1, {}
+  wall = time.time() - t0
+  rows = _rows(workdir)
+  rates = [r for r in rows if "train/steps_per_sec" in r]
+  ckpt = run_lib.checkpointer(config, workdir, async_save=False)
+  steps = ckpt.all_steps()
+  ckpt.close()
+  curve, last, runset = [], None, None
+  for step in steps:
+    runset, state = run_lib.restore(config, workdir, step=step)
+    images = _samples(runset, state, study.num_samples, study.sample_seed)
+    q = judge(images)
+    rate = next((r["train/steps_per_sec"] for r in rates if r["step"] == step), None)
+    secs = step / rate if rate else None
+    curve.append((step, secs, q))
+    last, last_images = (step, q, state), images
+  if curve:
+    for step, secs, q in curve:
+      out.append(cards.make("fid_curve", q["fid"], step=step, secs=secs, **quality))
+    step, q, state = last
+    if spec.is_base and spec.seed == study.seeds[0]:
+      writers.save_png(workdir / "study_samples.png",
+                       writers.image_grid(last_images[:64].astype(np.float32) / 255.0))
+    if step == config.num_steps:   # a diverged run has no final quality
+      out += [cards.make(m, q[m], step=step, **quality)
+              for m in ("fid", "precision", "recall", "inception_score", "modes_covered")]
+    collapsed = int(q["modes_covered"] < MIN_MODES or q["pixel_std"] < MIN_PIXEL_STD)
+  else:
+    collapsed = 0
+  if rates:
+    out.append(cards.make("train_images_per_sec", rates[-1]["train/images_per_sec"],
+                          unit="images/s", step=rates[-1]["step"], **common))
+  out.append(cards.make("wall_secs", wall, unit="s", **common))
+  out.append(cards.make("diverged", diverged, **common))
+  out.append(cards.make("collapsed", collapsed, **common,
+                        notes=f"fewer than {MIN_MODES} classes or pixel std < {MIN_PIXEL_STD}"))
+  nll = next((final[k] for k in LIKELIHOOD_KEYS if k in final), None)
+  if nll is not None:
+    out.append(cards.make("nll", nll, unit="nats", step=final.get("step"), **common,
+                          notes=next(k for k in LIKELIHOOD_KEYS if k in final)))
+  if spec.is_base and spec.seed == study.seeds[0] and runset is not None:
+    cost = compute.step_cost(runset, state)
+    out += [cards.make("params", cost["params"], **common),
+            cards.make("train_flops_per_image", cost["flops_per_image"], unit="FLOP", **common),
+            cards.make("train_peak_memory", cost["peak_bytes"], unit="bytes", **common)]
+  cards.write(done, out)
+  logging.info("study: %s finished in %.0f s", spec.name, wall)
+  return out
+
+
+def run_all(study: ml_collections.ConfigDict, study_dir: str | pathlib.Path, *,
+            command: Optional[str] = None) -> list[dict[str, Any]]:
+  """Every run of :func:`specs` (finished ones read back); all their cards."""
+  study_dir = pathlib.Path(study_dir)
+  judge = Judge(study.dataset, num_real=study.num_real)
+  out = []
+  todo = specs(study)
+  for i, spec in enumerate(todo):
+    logging.info("study: run %d/%d: %s", i + 1, len(todo), spec.name)
+    out += run(study, spec, study_dir, judge, command=command)
+  return out
+

@@ -1,0 +1,155 @@
+"""The study: verdicts on synthetic measurements, the derived metrics on synthetic cards, a report
+that regenerates byte for byte, resumption, and (slow) the tiny study end to end."""
+
+import json
+import math
+import pathlib
+
+import pytest
+
+from configs import study_mnist
+from gen_jax import cards as cards_lib
+from gen_jax import study
+from gen_jax.study import claims, report, runner
+from gen_jax.study.claims import Estimate
+
+CLAIM = claims.Claim("k", "A beats B", "test", "quality", "fid", "lower", ("a1", "a2"), ("b1",), "")
+
+
+@pytest.mark.parametrize("estimates, expected", [
+    ({"a1": Estimate(10, 1, 3), "a2": Estimate(12, 1, 3), "b1": Estimate(20, 1, 3)}, "supported"),
+    ({"a1": Estimate(30, 1, 3), "a2": Estimate(25, 1, 3), "b1": Estimate(20, 1, 3)}, "contradicted"),
+    ({"a1": Estimate(10, 1, 3), "a2": Estimate(30, 1, 3), "b1": Estimate(20, 1, 3)}, "depends"),
+    # within 2 standard errors of the difference (2 * sqrt(2) * 3 = 8.5): a tie, so it depends
+    ({"a1": Estimate(12, 3, 3), "a2": Estimate(12, 3, 3), "b1": Estimate(20, 3, 3)}, "depends"),
+    ({"a1": Estimate(10, 1, 3), "b1": Estimate(20, 1, 3)}, "supported"),   # a2 not measured
+    ({"a1": Estimate(10, 1, 3)}, "not measured"),
+])
+def test_verdicts(estimates, expected):
+  v = claims.verdict(CLAIM, estimates)
+  assert v.verdict == expected
+  if expected == "depends":
+    assert "vs" in v.reason()
+
+
+def test_higher_is_better_flips_the_comparison():
+  up = claims.Claim("k", "", "", "", "precision", "higher", ("a",), ("b",), "")
+  assert claims.verdict(up, {"a": Estimate(0.9, 0.01, 3), "b": Estimate(0.5, 0.01, 3)}).verdict == "supported"
+  assert claims.verdict(up, {"a": Estimate(0.5, 0.01, 3), "b": Estimate(0.9, 0.01, 3)}).verdict == "contradicted"
+
+
+def test_estimate_is_the_mean_and_its_standard_error():
+  e = Estimate.of([1.0, 2.0, 3.0, 6.0])
+  assert e.mean == 3.0 and e.n == 4
+  assert e.se == pytest.approx(math.sqrt(((4 + 1 + 0 + 9) / 3)) / 2)
+
+
+def _card(metric, value, family, seed=0, lr=1.0, batch=1.0, **extra):
+  return cards_lib.make(metric, value, model=family, seeds={"train": seed}, lr_scale=lr,
+                        batch_scale=batch, batch_size=100, **extra)
+
+
+def synthetic_cards():
+  """Two families: 'steady' (the same FID every seed, a smooth curve), 'wobbly' (spread over seeds,
+  an oscillating curve, a diverged run at learning rate x3)."""
+  out = []
+  for seed, fid in ((0, 10.0), (1, 10.0)):
+    out += [_card("fid", fid, "steady", seed, step=400), _card("precision", 0.8, "steady", seed)]
+    out += [_card("fid_curve", v, "steady", seed, step=s, secs=s / 10)
+            for s, v in ((100, 80.0), (200, 40.0), (300, 20.0), (400, 10.0))]
+  for seed, fid in ((0, 8.0), (1, 12.0)):
+    out += [_card("fid", fid, "wobbly", seed, step=400), _card("precision", 0.9, "wobbly", seed)]
+    out += [_card("fid_curve", v, "wobbly", seed, step=s, secs=s / 20)
+            for s, v in ((100, 15.0), (200, 30.0), (300, 2 * fid), (400, fid))]
+  out += [_card("fid", 20.0, "steady", 0, lr=3.0, step=400), _card("diverged", 0, "steady", 0, lr=3.0)]
+  out += [_card("diverged", 1, "wobbly", 0, lr=3.0)]
+  for fam in ("steady", "wobbly"):
+    out += [_card("diverged", 0, fam, s) for s in (0, 1)]
+    out += [_card("train_flops_per_image", 1e6, fam), _card("params", 1000, fam)]
+  return out
+
+
+def test_summary_of_synthetic_cards():
+  s = report.summarize(synthetic_cards())
+  assert s["steady"]["fid"] == Estimate(10.0, 0.0, 2)
+  assert s["steady"]["fid_seed_cv"].mean == 0.0
+  assert s["wobbly"]["fid_seed_cv"].mean == pytest.approx(math.sqrt(8) / 10)
+  assert s["steady"]["fid_lr_sensitivity"].mean == 2.0          # 20 / 10
+  assert math.isinf(s["wobbly"]["fid_lr_sensitivity"].mean)      # its x3 run diverged
+  assert s["steady"]["failure_rate"].mean == 0.0
+  assert s["wobbly"]["failure_rate"].mean == pytest.approx(1 / 3)
+  # steady reaches 2 x 10 = 20 at step 300 (30 s); wobbly reaches 2 x final at step 100 (5 s)
+  assert s["steady"]["steps_to_threshold"] == Estimate(300.0, 0.0, 2)
+  assert s["steady"]["secs_to_threshold"].mean == 30.0
+  assert s["wobbly"]["steps_to_threshold"].mean == 100.0
+  # second half of the curve: steady 20 -> 10, wobbly 2f -> f: both |log 2|
+  assert s["steady"]["fid_oscillation"].mean == pytest.approx(math.log(2))
+  assert s["steady"]["total_train_tflops"].mean == pytest.approx(1e6 * 100 * 400 / 1e12)
+
+
+def test_report_regenerates_byte_for_byte(tmp_path):
+  out = tmp_path / "report"
+  out.mkdir()
+  cards_lib.write(out / study.CARDS, synthetic_cards())
+  first = study.write_report(out, title="T", preamble="P")
+  files = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+  assert {"STUDY.md", "quality_vs_time_and_flops.png", "seed_spread.png",
+          "lr_sensitivity.png"} <= set(files)
+  for p in out.glob("*.png"):
+    p.unlink()
+  (out / "STUDY.md").unlink()
+  assert study.regenerate(out) == first
+  assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == files
+  text = files["STUDY.md"].decode()
+  assert "| steady | 10 | 0.8 |" in text
+  assert "**not measured**" in text
+
+
+def test_run_config_scales_the_learning_rates_and_batch_and_spends_the_budget():
+  study_cfg = study_mnist.get_config("quick")
+  spec = runner.RunSpec("dcgan", 1, lr_scale=3.0)
+  config = runner.run_config(study_cfg, spec)
+  assert config.seed == 1 and config.model.cat_dim == 0
+  assert config.optimizer.learning_rate == pytest.approx(3 * 4e-4)
+  assert config.disc_optimizer.learning_rate == pytest.approx(3 * 4e-4)
+  assert config.num_steps * config.batch_size == pytest.approx(12_800, rel=0.05)
+  assert config.num_steps % study_cfg.num_evals == 0
+  assert config.checkpoint.every_steps == config.num_steps // study_cfg.num_evals
+  beta = runner.run_config(study_cfg, runner.RunSpec("beta_vae", 0, batch_scale=0.5))
+  assert beta.model.beta == 4.0 and beta.batch_size == 64
+
+
+def test_the_grid_has_seeds_then_sweeps():
+  s = study_mnist.get_config("quick")
+  names = [spec.name for spec in runner.specs(s)]
+  assert len(names) == len(s.families) * (len(s.seeds) + len(s.lr_scales) - 1)
+  assert names[:2] == ["ae-seed0-lr1-batch1", "beta_vae-seed0-lr1-batch1"]   # families sorted
+  assert names.index("dcgan-seed1-lr1-batch1") < names.index("dcgan-seed0-lr3-batch1")
+
+
+def test_a_finished_run_is_skipped(tmp_path):
+  s = study_mnist.get_config("tiny")
+  spec = runner.RunSpec("vae", 0)
+  done = tmp_path / "runs" / spec.name / "study_cards.jsonl"
+  done.parent.mkdir(parents=True)
+  cards_lib.write(done, [_card("fid", 1.0, "vae")])
+  # No judge and no data are needed: the run's cards are read back, nothing is trained.
+  assert runner.run(s, spec, tmp_path, judge=None) == [json.loads(done.read_text())]
+
+
+@pytest.mark.slow
+def test_the_tiny_study_runs_resumes_and_reports(tfds_dir, tmp_path):
+  s = study_mnist.get_config("tiny")
+  s.report_dir = str(tmp_path / "report")
+  path = study.run(s, tmp_path / "work")
+  text = pathlib.Path(path).read_text()
+  assert "| vae |" in text and "| gan |" in text
+  got = cards_lib.read([tmp_path / "report" / study.CARDS])
+  assert {c["metric"] for c in got} >= {"fid", "fid_curve", "train_images_per_sec", "wall_secs",
+                                         "train_flops_per_image", "nll"}
+  # Rerun: every run is read back, none trained again; the same report.
+  before = pathlib.Path(path).read_bytes()
+  stamps = {p: p.stat().st_mtime for p in (tmp_path / "work" / "runs").glob("*/metrics.jsonl")}
+  study.run(s, tmp_path / "work")
+  assert {p: p.stat().st_mtime for p in stamps} == stamps
+  assert pathlib.Path(path).read_bytes() == before
