@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -82,20 +81,8 @@ def bench_pytorch(steps: int, rounds: int, batch_size: int) -> list[float]:
       torch._foreach_lerp_(ema, [p.detach() for p in gen.parameters()], 1.0 - decay)
     return loss_d
 
-  def epoch(n):
-    perm = torch.randperm(60000)
-    for i in range(n):
-      loss = step(x_all[perm[i * batch_size:(i + 1) * batch_size]])
-    return float(loss)
-
-  n = min(steps, 60000 // batch_size)
-  epoch(20)  # warm-up
-  rates = []
-  for _ in range(rounds):
-    t = time.perf_counter()
-    epoch(n)
-    rates.append(n * batch_size / (time.perf_counter() - t))
-  return rates
+  return vae_vs_pytorch.torch_rates(step, x_all, steps=steps, rounds=rounds,
+                                    batch_size=batch_size, warmup=20)
 
 
 def main():

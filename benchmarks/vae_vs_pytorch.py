@@ -71,15 +71,22 @@ def bench_pytorch(steps: int, rounds: int, batch_size: int) -> list[float]:
     opt.step()
     return loss
 
+  return torch_rates(step, x_all, steps=steps, rounds=rounds, batch_size=batch_size, warmup=50)
+
+
+def torch_rates(step, x_all, *, steps: int, rounds: int, batch_size: int, warmup: int) -> list[float]:
+  """images/s of each of ``rounds`` rounds of ``steps`` calls of ``step(batch)`` over a fresh
+  shuffle of ``x_all`` (a host tensor), after ``warmup`` steps."""
+  import torch
+
   def epoch(n):
-    perm = torch.randperm(60000)
+    perm = torch.randperm(len(x_all))
     for i in range(n):
       loss = step(x_all[perm[i * batch_size:(i + 1) * batch_size]])
     return float(loss)
 
-  spe = 60000 // batch_size
-  n = min(steps, spe)
-  epoch(50)  # warm-up
+  n = min(steps, len(x_all) // batch_size)
+  epoch(warmup)
   rates = []
   for _ in range(rounds):
     t = time.perf_counter()

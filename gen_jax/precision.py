@@ -68,6 +68,8 @@ class Cast:
     return _cast_floats(out, jnp.float32)
 
   def __getattr__(self, name):   # the module's fields (num_classes, code_dim, ...) and methods
+    if name in ("module", "dtype"):   # not set yet (copy, pickle): no recursion
+      raise AttributeError(name)
     return getattr(self.module, name)
 
   def __hash__(self):

@@ -2,7 +2,6 @@
 
 import jax
 import jax.numpy as jnp
-import pytest
 
 from conftest import tiny_config
 from gen_jax import compute

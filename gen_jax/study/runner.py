@@ -89,6 +89,12 @@ def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collection
   config.num_steps = max(study.num_evals, study.budget_images // config.batch_size)
   every = max(1, config.num_steps // study.num_evals)
   config.num_steps = every * study.num_evals
+  # Schedules set in epochs follow the budget: a learning-rate decay over the run (over each
+  # layer's half for the DBN, whose second layer starts halfway).
+  if "layer1_steps" in config.model:
+    config.model.layer1_steps = config.num_steps // 2
+  if config.optimizer.decay_steps:
+    config.optimizer.decay_steps = config.num_steps // (2 if "layer1_steps" in config.model else 1)
   config.eval.every_steps = every
   config.checkpoint.every_steps = every
   config.checkpoint.max_to_keep = study.num_evals + 1
@@ -176,6 +182,8 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
   curve, last, runset = [], None, None
   for step in steps:
     runset, state = run_lib.restore(config, workdir, step=step)
+    if runset.family.sample is None:   # the AE: no samples, so no sample quality
+      continue
     images = _samples(runset, state, study.num_samples, study.sample_seed)
     q = judge(images)
     rate = next((r["train/steps_per_sec"] for r in rates if r["step"] == step), None)
@@ -206,7 +214,7 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
   if nll is not None:
     out.append(cards.make("nll", nll, unit="nats", step=final.get("step"), **common,
                           notes=next(k for k in LIKELIHOOD_KEYS if k in final)))
-  if spec.is_base and spec.seed == study.seeds[0] and runset is not None:
+  if spec.is_base and spec.seed == study.seeds[0] and runset is not None:   # the newest state
     cost = compute.step_cost(runset, state)
     out += [cards.make("params", cost["params"], **common),
             cards.make("train_flops_per_image", cost["flops_per_image"], unit="FLOP", **common),
