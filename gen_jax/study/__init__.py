@@ -33,8 +33,23 @@ def run(study: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   sample grids there and writes the report; returns the report's path."""
   from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
   t0 = time.time()
-  written = runner.run_all(study, workdir, command=command)
+  runner.run_all(study, workdir, command=command)
   logging.info("study: %d runs' cards in %.0f s", len(runner.specs(study)), time.time() - t0)
+  return report_from_runs(study, workdir, command=command)
+
+
+def report_from_runs(study: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                     command: Optional[str] = None) -> pathlib.Path:
+  """The report of the runs of ``<workdir>/runs`` that have finished (all of them after
+  :func:`run`; those done so far while a study is still running), without training."""
+  from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
+  written, missing = [], []
+  for spec in runner.specs(study):
+    done = pathlib.Path(workdir) / "runs" / spec.name / "study_cards.jsonl"
+    if done.exists():
+      written += cards_lib.read([done])
+    else:
+      missing.append(spec.name)
   out = pathlib.Path(study.report_dir or pathlib.Path(workdir) / "report")
   out.mkdir(parents=True, exist_ok=True)
   cards_lib.write(out / CARDS, written)
@@ -42,7 +57,11 @@ def run(study: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     grid = pathlib.Path(workdir) / "runs" / runner.RunSpec(family, study.seeds[0]).name / "study_samples.png"
     if grid.exists():
       shutil.copyfile(grid, out / f"samples_{family}.png")
-  return write_report(out, title=study.title, preamble=preamble(study, command))
+  text = preamble(study, command)
+  if missing:
+    text += (f"\n\n**Partial:** {len(missing)} of {len(runner.specs(study))} runs had not finished "
+             f"when this report was written: {', '.join(missing)}.")
+  return write_report(out, title=study.title, preamble=text)
 
 
 def preamble(study: ml_collections.ConfigDict, command: Optional[str]) -> str:
