@@ -63,6 +63,7 @@ def synthetic_cards():
             for s, v in ((100, 15.0), (200, 30.0), (300, 2 * fid), (400, fid))]
   out += [_card("fid", 20.0, "steady", 0, lr=3.0, step=400), _card("diverged", 0, "steady", 0, lr=3.0)]
   out += [_card("diverged", 1, "wobbly", 0, lr=3.0)]
+  out += [_card("diverged", 0, "sampleless", 0, lr=x) for x in (1.0, 3.0)]   # an AE: no FID
   for fam in ("steady", "wobbly"):
     out += [_card("diverged", 0, fam, s) for s in (0, 1)]
     out += [_card("train_flops_per_image", 1e6, fam), _card("params", 1000, fam)]
@@ -85,6 +86,7 @@ def test_summary_of_synthetic_cards():
   # second half of the curve: steady 20 -> 10, wobbly 2f -> f: both |log 2|
   assert s["steady"]["fid_oscillation"].mean == pytest.approx(math.log(2))
   assert s["steady"]["total_train_tflops"].mean == pytest.approx(1e6 * 100 * 400 / 1e12)
+  assert "fid_lr_sensitivity" not in s["sampleless"] and s["sampleless"]["failure_rate"].mean == 0
 
 
 def test_report_regenerates_byte_for_byte(tmp_path):

@@ -117,7 +117,8 @@ VAES = ("vae", "conv_vae", "beta_vae")
 
 CLAIMS = (
     Claim("gan_quality", "GANs produce more realistic samples", _SOURCE, "quality", "fid", "lower",
-          GANS, VAES, "FID of 10k samples against the test split in the domain network's features"),
+          GANS, VAES, "FID of the final samples against the test split in the domain network's "
+          "features"),
     Claim("gan_precision", "GANs produce more realistic samples", _SOURCE, "quality", "precision",
           "higher", GANS, VAES, "precision (Kynkäänniemi et al.): the share of samples inside the "
           "real images' manifold"),

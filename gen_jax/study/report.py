@@ -84,7 +84,7 @@ def _sweep_ratio(cards, family: str, field: str) -> Optional[float]:
   if any(c["value"] for c in mine if c["metric"] != "fid"):
     return math.inf
   fids = [c["value"] for c in mine if c["metric"] == "fid"]
-  return max(fids) / min(fids)
+  return max(fids) / min(fids) if fids else None   # a family without samples (the AE)
 
 
 def families(cards: Sequence[Mapping[str, Any]]) -> list[str]:
