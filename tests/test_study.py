@@ -139,6 +139,19 @@ def test_a_finished_run_is_skipped(tmp_path):
   assert runner.run(s, spec, tmp_path, judge=None) == [json.loads(done.read_text())]
 
 
+def test_a_committed_report_marks_its_runs_finished_in_a_fresh_workdir(tmp_path):
+  s = study_mnist.get_config("tiny")
+  s.report_dir = str(tmp_path / "report")
+  got = [_card("fid", 700.0, "vae", 1), _card("wall_secs", 3.0, "vae", 1),
+         _card("fid", 650.0, "gan", 0, lr=3.0)]
+  cards_lib.write(tmp_path / "report" / study.CARDS, got)
+  restored = study.restore_from_report(s, tmp_path / "work")
+  assert restored == ["vae-seed1-lr1-batch1", "gan-seed0-lr3-batch1"]
+  assert cards_lib.read([tmp_path / "work" / "runs" / "vae-seed1-lr1-batch1" / "study_cards.jsonl"]
+                        ) == [json.loads(json.dumps(c)) for c in got[:2]]
+  assert study.restore_from_report(s, tmp_path / "work") == []   # already there
+
+
 @pytest.mark.slow
 def test_the_tiny_study_runs_resumes_and_reports(tfds_dir, tmp_path):
   s = study_mnist.get_config("tiny")

@@ -32,10 +32,39 @@ def run(study: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   their cards into ``<study.report_dir>/cards.jsonl`` (default ``<workdir>/report``), copies the
   sample grids there and writes the report; returns the report's path."""
   from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
+  restore_from_report(study, workdir)
   t0 = time.time()
   runner.run_all(study, workdir, command=command)
   logging.info("study: %d runs' cards in %.0f s", len(runner.specs(study)), time.time() - t0)
   return report_from_runs(study, workdir, command=command)
+
+
+def _report_dir(study: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
+  return pathlib.Path(study.report_dir or pathlib.Path(workdir) / "report")
+
+
+def restore_from_report(study: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> list[str]:
+  """Marks the runs whose cards the report folder already holds (a committed, possibly partial
+  study) as finished in ``<workdir>/runs``, so that a fresh checkout trains only the rest; returns
+  their names."""
+  from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
+  path = _report_dir(study, workdir) / CARDS
+  if not path.exists():
+    return []
+  by_run: dict[str, list] = {}
+  for c in cards_lib.read([path]):
+    spec = runner.RunSpec(c["model"], (c.get("seeds") or {}).get("train", 0),
+                          c.get("lr_scale", 1.0), c.get("batch_scale", 1.0))
+    by_run.setdefault(spec.name, []).append(c)
+  restored = []
+  for spec in runner.specs(study):
+    done = pathlib.Path(workdir) / "runs" / spec.name / "study_cards.jsonl"
+    if spec.name in by_run and not done.exists():
+      cards_lib.write(done, by_run[spec.name])
+      restored.append(spec.name)
+  if restored:
+    logging.info("study: %d finished runs restored from %s", len(restored), path)
+  return restored
 
 
 def report_from_runs(study: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
@@ -50,7 +79,7 @@ def report_from_runs(study: ml_collections.ConfigDict, workdir: str | pathlib.Pa
       written += cards_lib.read([done])
     else:
       missing.append(spec.name)
-  out = pathlib.Path(study.report_dir or pathlib.Path(workdir) / "report")
+  out = _report_dir(study, workdir)
   out.mkdir(parents=True, exist_ok=True)
   cards_lib.write(out / CARDS, written)
   for family in study.families:
