@@ -82,6 +82,11 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   try:
+    if ("families" in config) != (_MODE.value == "study"):
+      raise ValueError("--mode=study runs a study config (configs/study_mnist.py, "
+                       "study_fashion_mnist.py), and the other modes a model config "
+                       f"(configs/vae_mnist.py, ...): got --mode={_MODE.value} with "
+                       f"{'a study' if 'families' in config else 'a model'} config.")
     if _MODE.value == "train":
       train.train_and_evaluate(config, _WORKDIR.value)
     elif _MODE.value == "study":

@@ -11,7 +11,7 @@ their inputs and parameters), and casts the floating outputs back to float32. So
 - losses, metrics and the updated batch-norm statistics are float32;
 - evaluation, sampling and the likelihood bounds use the networks as they are, in float32.
 
-The normalizing flows and the RBM/DBN families do not take bfloat16 (see :func:`check`).
+Glow and the RBM/DBN families do not take bfloat16 (see :func:`compute_dtype`).
 """
 
 from __future__ import annotations

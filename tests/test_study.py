@@ -152,6 +152,17 @@ def test_a_committed_report_marks_its_runs_finished_in_a_fresh_workdir(tmp_path)
   assert study.restore_from_report(s, tmp_path / "work") == []   # already there
 
 
+def test_a_study_config_in_another_mode_is_a_clear_error(tmp_path):
+  import subprocess
+  import sys
+  from conftest import ROOT
+  out = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--config=configs/study_mnist.py",
+                        f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == 1
+  assert "--mode=study runs a study config" in out.stderr and "Traceback" not in out.stderr
+
+
 @pytest.mark.slow
 def test_the_tiny_study_runs_resumes_and_reports(tfds_dir, tmp_path):
   s = study_mnist.get_config("tiny")
