@@ -15,7 +15,6 @@ config's own (all devices on the data axis).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
@@ -30,8 +29,8 @@ def measure(name: str, *, dtype: str, steps: int, rounds: int, batch_size: int =
   import jax  # pylint: disable=import-outside-toplevel
   from gen_jax import compute  # pylint: disable=import-outside-toplevel
   from gen_jax import run as run_lib  # pylint: disable=import-outside-toplevel
-  module, _, arg = name.partition(":")
-  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
+  import configs  # pylint: disable=import-outside-toplevel
+  config = configs.load(name)
   config.model.dtype = dtype
   if batch_size:
     config.batch_size = batch_size

@@ -14,7 +14,6 @@ batch, so the count does not depend on the device count. Peak memory is XLA's
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Any, Callable
@@ -76,11 +75,7 @@ def train_rates(run, state, *, steps: int, rounds: int) -> tuple[list[float], An
   from gen_jax import train  # pylint: disable=import-outside-toplevel  (train imports this module)
   config = run.config
   spe = run.train.num_examples // config.batch_size
-  fn = jax.jit(functools.partial(
-      train.train_steps, train_step=run.family.train_step, batch_size=config.batch_size,
-      steps_per_epoch=spe, num_examples=run.train.num_examples, max_value=run.train.max_value,
-      binarize=config.dataset.binarize == "dynamic", data_key=run.keys["data"], mesh=run.mesh,
-      data_axis=run.data_axis), donate_argnums=0)
+  fn = train.train_steps_fn(run)
   n = min(steps, spe)
   rates = []
   for i in range(rounds + 1):   # round 0 compiles and warms up

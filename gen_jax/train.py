@@ -112,6 +112,20 @@ def evaluate(state: TrainState, images: jax.Array, key: jax.Array,
   return {k: v / num_examples for k, v in sums.items()}
 
 
+def train_steps_fn(run: run_lib.Run) -> Callable:
+  """:func:`train_steps` of the run's family, config and data, jitted with the state donated:
+  ``fn(state, images, num_steps, labels)`` (the loop's and the throughput benchmarks' one function)."""
+  config = run.config
+  return jax.jit(
+      functools.partial(
+          train_steps, train_step=run.family.train_step, batch_size=config.batch_size,
+          steps_per_epoch=run.train.num_examples // config.batch_size,
+          num_examples=run.train.num_examples, max_value=run.train.max_value,
+          binarize=config.dataset.binarize == "dynamic", data_key=run.keys["data"], mesh=run.mesh,
+          data_axis=run.data_axis),
+      donate_argnums=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # The loop.
 
@@ -158,13 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   total_steps = config.num_steps or config.num_epochs * steps_per_epoch
   eval_every = config.eval.every_steps or steps_per_epoch
   ckpt_every = config.checkpoint.every_steps or steps_per_epoch
-  chunk_fn = jax.jit(
-      functools.partial(
-          train_steps, train_step=family.train_step, batch_size=config.batch_size,
-          steps_per_epoch=steps_per_epoch, num_examples=run.train.num_examples,
-          max_value=run.train.max_value, binarize=config.dataset.binarize == "dynamic",
-          data_key=run.keys["data"], mesh=mesh, data_axis=axis),
-      donate_argnums=0)
+  chunk_fn = train_steps_fn(run)
   eval_fns = {
       "eval": jax.jit(functools.partial(
           evaluate, eval_step=family.eval_step, batch_size=config.eval.batch_size,

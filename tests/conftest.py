@@ -33,8 +33,8 @@ def tfds_dir() -> str:
 
 def tiny_config(name: str = "vae_mnist", **overrides):
   """A config file's ':tiny' variant shrunk further to a seconds-long run on a small model."""
-  import importlib
-  config = importlib.import_module(f"configs.{name}").get_config("tiny")
+  import configs
+  config = configs.load(f"{name}:tiny")
   config.model.hidden = (32,)
   config.model.latent_dim = 4
   config.batch_size = 32
@@ -49,11 +49,7 @@ def tiny_config(name: str = "vae_mnist", **overrides):
   config.tensorboard = False
   config.mesh.shape = (1,)
   for path, value in overrides.items():
-    node = config
-    *parents, leaf = path.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+    configs.set_field(config, path, value)
   return config
 
 

@@ -6,7 +6,6 @@ study that is still running (or was stopped).
 """
 
 import argparse
-import importlib
 
 from gen_jax import study
 
@@ -18,8 +17,8 @@ def main(argv=None) -> None:
   parser.add_argument("--workdir", help="the study's --workdir (its runs/)")
   args = parser.parse_args(argv)
   if args.config and args.workdir:
-    name, _, arg = args.config.partition(":")
-    config = importlib.import_module(f"configs.{name}").get_config(arg or None)
+    import configs  # pylint: disable=import-outside-toplevel
+    config = configs.load(args.config)
     print(study.report_from_runs(config, args.workdir, command=" ".join(
         ["python -m gen_jax.study.report_cli", f"--config={args.config}", f"--workdir={args.workdir}"])))
   elif args.out:

@@ -22,7 +22,6 @@ exists is skipped, so an interrupted study continues where it stopped. The cards
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 import pathlib
@@ -71,15 +70,11 @@ def specs(study: ml_collections.ConfigDict) -> list[RunSpec]:
 def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collections.ConfigDict:
   """The training config of one run: the family's config file with the study's overrides, seed,
   scaled learning rates and batch, the images budget and the evaluation cadence."""
+  import configs  # pylint: disable=import-outside-toplevel  (the repository's config files)
   entry = study.families[spec.family]
-  module, _, arg = entry.config.partition(":")
-  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
+  config = configs.load(entry.config)
   for path, value in entry.overrides:
-    node = config
-    *parents, leaf = path.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
+    configs.set_field(config, path, value)
   config.seed = spec.seed
   for name in ("optimizer", "disc_optimizer"):
     if name in config:
@@ -103,14 +98,7 @@ def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collection
   if "iwae_k" in config.eval:
     config.eval.iwae_k = min(config.eval.iwae_k, study.iwae_k)
   for key, value in study.run_overrides:
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p] if p in node else None
-      if node is None:
-        break
-    if node is not None and leaf in node:
-      node[leaf] = value
+    configs.set_field(config, key, value, if_present=True)
   return config
 
 
