@@ -47,6 +47,14 @@ def get_config(arg=None):
   c.sample_seed = 0
   c.iwae_k = 1000              # the cap on each family's importance samples for its NLL
   c.run_overrides = ()         # (dotted field, value) applied to every run where the field exists
+  c.applications = True        # the applications axis at every seed's base run (runner.py)
+  # its settings, applied to each run's config (configs/common.py apps, probe, compress): the
+  # bottom-half completion, the 100-label linear probe and the rate at 95 % accuracy only
+  c.apps_overrides = (("apps.masks", ("bottom",)), ("apps.ppl_pairs", 500),
+                      ("probe.sizes", (100,)), ("probe.knn_ks", ()), ("probe.trust_num", 0),
+                      ("probe.baselines", ()), ("compress.pca", False),
+                      ("compress.jpeg_qualities", ()), ("compress.webp_qualities", ()),
+                      ("compress.png", False))
   c.report_dir = "results/study_mnist"
   if arg in (None, ""):
     return c
@@ -67,6 +75,9 @@ def get_config(arg=None):
     c.run_overrides = (("ais.num_runs", 16), ("ais.num_betas", 1000), ("eval.iwae_k", 10),
                        ("model.sample_steps", 200), ("apps.num_steps", 10), ("apps.restarts", 1),
                        ("eval.num_images", 16))
+    c.apps_overrides += (("apps.num_images", 500), ("apps.num_steps", 100), ("apps.ppl_pairs", 100),
+                         ("probe.num_train", 10000), ("probe.num_test", 2000),
+                         ("compress.num_train", 10000), ("compress.num_test", 2000))
   if arg == "tiny":
     c.title = "The study on MNIST (tiny: tests only)"
     c.families = ml_collections.ConfigDict(
@@ -78,6 +89,9 @@ def get_config(arg=None):
     c.num_samples = 500
     c.num_real = 500
     c.iwae_k = 4
+    c.apps_overrides += (("apps.num_images", 100), ("apps.num_steps", 5), ("apps.ppl_pairs", 20),
+                         ("probe.num_train", 1000), ("probe.num_test", 200),
+                         ("compress.num_train", 1000), ("compress.num_test", 200))
     c.report_dir = ""          # tests set it
     return c
   if arg != "quick":

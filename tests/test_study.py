@@ -7,6 +7,7 @@ import pathlib
 
 import pytest
 
+import configs as configs_lib
 from configs import study_mnist
 from gen_jax import cards as cards_lib
 from gen_jax import study
@@ -67,6 +68,7 @@ def synthetic_cards():
   for fam in ("steady", "wobbly"):
     out += [_card("diverged", 0, fam, s) for s in (0, 1)]
     out += [_card("train_flops_per_image", 1e6, fam), _card("params", 1000, fam)]
+  out += [_card("probe_accuracy_100", v, "steady", seed) for seed, v in ((0, 0.7), (1, 0.8))]
   return out
 
 
@@ -87,6 +89,8 @@ def test_summary_of_synthetic_cards():
   assert s["steady"]["fid_oscillation"].mean == pytest.approx(math.log(2))
   assert s["steady"]["total_train_tflops"].mean == pytest.approx(1e6 * 100 * 400 / 1e12)
   assert "fid_lr_sensitivity" not in s["sampleless"] and s["sampleless"]["failure_rate"].mean == 0
+  probe = s["steady"]["probe_accuracy_100"]
+  assert (probe.mean, probe.se, probe.n) == (pytest.approx(0.75), pytest.approx(0.05), 2)
 
 
 def test_report_regenerates_byte_for_byte(tmp_path):
@@ -152,6 +156,42 @@ def test_a_committed_report_marks_its_runs_finished_in_a_fresh_workdir(tmp_path)
   assert study.restore_from_report(s, tmp_path / "work") == []   # already there
 
 
+def test_restore_puts_application_cards_in_their_own_file(tmp_path):
+  s = study_mnist.get_config("tiny")
+  s.report_dir = str(tmp_path / "report")
+  got = [_card("fid", 700.0, "vae", 0), _card("probe_accuracy_100", 0.7, "vae", 0)]
+  cards_lib.write(tmp_path / "report" / study.CARDS, got)
+  assert study.restore_from_report(s, tmp_path / "work") == ["vae-seed0-lr1-batch1"]
+  run_dir = tmp_path / "work" / "runs" / "vae-seed0-lr1-batch1"
+  assert [c["metric"] for c in cards_lib.read([run_dir / runner.RUN_FILE])] == ["fid"]
+  assert [c["metric"] for c in cards_lib.read([run_dir / runner.APPS_FILE])] == ["probe_accuracy_100"]
+
+
+def test_the_application_cards_a_run_keeps():
+  config = study_mnist.get_config("tiny")
+  run_cfg = runner.run_config(config, runner.RunSpec("vae", 0))
+  for path, value in config.apps_overrides:
+    configs_lib.set_field(run_cfg, path, value, if_present=True)
+  me = "vae-seed0-lr1-batch1"
+  written = [
+      cards_lib.make("completion_accuracy", 0.8, model=me, mask="bottom"),
+      cards_lib.make("completion_accuracy", 0.3, model="known-pixel mean (100 images)", mask="bottom"),
+      cards_lib.make("linear_probe_accuracy", 0.6, model=me, labels=100, features="encoder"),
+      cards_lib.make("linear_probe_accuracy", 0.7, model=me, labels=100, features="discriminator"),
+      cards_lib.make("linear_probe_accuracy", 0.9, model="raw pixels (mnist)", labels=100),
+      *[cards_lib.make("codec_accuracy", a, model=me, codec=f"{me} code", quant_step=q)
+        for q, a in ((1.0, 0.5), (0.25, 0.9), (0.5, 0.8))],
+      cards_lib.make("bits_at_accuracy", 50.0, model=me, codec=f"{me} code"),
+      cards_lib.make("bits_at_accuracy", 300.0, model="JPEG (mnist)", codec="JPEG"),
+  ]
+  got = [(m, c["value"]) for pick in (runner._pick_completion, runner._pick_probe,
+                                       runner._pick_compress)
+         for m, c in pick(written, run_cfg, me)]
+  assert got == [("completion_accuracy", 0.8), ("probe_accuracy_100", 0.7),
+                 ("recon_accuracy", 0.9), ("bits_at_accuracy", 50.0)]
+  assert set(m for m, _ in got) == set(report.APPLICATIONS)
+
+
 def test_a_study_config_in_another_mode_is_a_clear_error(tmp_path):
   import subprocess
   import sys
@@ -173,6 +213,14 @@ def test_the_tiny_study_runs_resumes_and_reports(tfds_dir, tmp_path):
   got = cards_lib.read([tmp_path / "report" / study.CARDS])
   assert {c["metric"] for c in got} >= {"fid", "fid_curve", "train_images_per_sec", "wall_secs",
                                          "train_flops_per_image", "nll"}
+  apps = {(c["model"], c["metric"], c.get("features")) for c in got if c["metric"] in report.APPLICATIONS}
+  for seed in s.seeds:   # every seed's base run: the VAE's encoder, the GAN's discriminator
+    assert sum(1 for c in got if c["metric"] == "completion_accuracy" and c["model"] == "vae"
+               and c["seeds"]["train"] == seed) == 1
+  assert {("vae", "completion_accuracy", None), ("vae", "probe_accuracy_100", "encoder"),
+          ("vae", "recon_accuracy", None), ("gan", "completion_accuracy", None),
+          ("gan", "probe_accuracy_100", "discriminator")} <= apps
+  assert "| vae |" in text.split("## Applications")[1]
   # Rerun: every run is read back, none trained again; the same report.
   before = pathlib.Path(path).read_bytes()
   stamps = {p: p.stat().st_mtime for p in (tmp_path / "work" / "runs").glob("*/metrics.jsonl")}

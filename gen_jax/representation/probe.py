@@ -118,7 +118,8 @@ def source_cards(train_f: np.ndarray, train_y: np.ndarray, test_f: np.ndarray,
     logging.info("linear probe on %s (%d-d), %d labels: %.4f ± %.4f", features_name, dim, n,
                  accs.mean(), accs.std())
   lp_secs = time.time() - t0
-  for k, acc in knn.knn_accuracies(train_f, train_y, test_f, test_y, tuple(p.knn_ks)).items():
+  knn_accs = knn.knn_accuracies(train_f, train_y, test_f, test_y, tuple(p.knn_ks)) if p.knn_ks else {}
+  for k, acc in knn_accs.items():
     out.append(cards.make("knn_accuracy", acc, k=k, unit="fraction", labels=len(train_y),
                           notes=f"{k}-NN on {features_name} features ({dim}-d, euclidean), "
                                 f"{len(train_y)} train vs {len(test_y)} test images", **who))

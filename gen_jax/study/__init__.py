@@ -47,21 +47,24 @@ def restore_from_report(study: ml_collections.ConfigDict, workdir: str | pathlib
   """Marks the runs whose cards the report folder already holds (a committed, possibly partial
   study) as finished in ``<workdir>/runs``, so that a fresh checkout trains only the rest; returns
   their names."""
-  from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
+  from gen_jax.study import report, runner  # pylint: disable=import-outside-toplevel
   path = _report_dir(study, workdir) / CARDS
   if not path.exists():
     return []
-  by_run: dict[str, list] = {}
+  by_file: dict[tuple[str, str], list] = {}
   for c in cards_lib.read([path]):
     spec = runner.RunSpec(c["model"], (c.get("seeds") or {}).get("train", 0),
                           c.get("lr_scale", 1.0), c.get("batch_scale", 1.0))
-    by_run.setdefault(spec.name, []).append(c)
+    name = runner.APPS_FILE if c["metric"] in report.APPLICATIONS else runner.RUN_FILE
+    by_file.setdefault((spec.name, name), []).append(c)
   restored = []
   for spec in runner.specs(study):
-    done = pathlib.Path(workdir) / "runs" / spec.name / "study_cards.jsonl"
-    if spec.name in by_run and not done.exists():
-      cards_lib.write(done, by_run[spec.name])
-      restored.append(spec.name)
+    for name in (runner.RUN_FILE, runner.APPS_FILE):
+      done = pathlib.Path(workdir) / "runs" / spec.name / name
+      if (spec.name, name) in by_file and not done.exists():
+        cards_lib.write(done, by_file[spec.name, name])
+        restored.append(spec.name)
+  restored = list(dict.fromkeys(restored))
   if restored:
     logging.info("study: %d finished runs restored from %s", len(restored), path)
   return restored
@@ -74,11 +77,13 @@ def report_from_runs(study: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
   written, missing = [], []
   for spec in runner.specs(study):
-    done = pathlib.Path(workdir) / "runs" / spec.name / "study_cards.jsonl"
-    if done.exists():
-      written += cards_lib.read([done])
+    run_dir = pathlib.Path(workdir) / "runs" / spec.name
+    if (run_dir / runner.RUN_FILE).exists():
+      written += cards_lib.read([run_dir / runner.RUN_FILE])
     else:
       missing.append(spec.name)
+    if (run_dir / runner.APPS_FILE).exists():
+      written += cards_lib.read([run_dir / runner.APPS_FILE])
   out = _report_dir(study, workdir)
   out.mkdir(parents=True, exist_ok=True)
   cards_lib.write(out / CARDS, written)
@@ -105,7 +110,11 @@ def preamble(study: ml_collections.ConfigDict, command: Optional[str]) -> str:
           f"{tuple(study.lr_scales)} and batch scales {tuple(study.batch_scales)} at the first seed; "
           f"{study.num_evals} evaluations per run; sample quality of {study.num_samples:,} samples "
           f"against {study.num_real:,} test images in the domain network's features (the same for "
-          f"every family). Families: {fams}.")
+          f"every family). "
+          + (f"Applications at every seed's base run, from its final checkpoint, with "
+             + ", ".join(f"{k}={v}" for k, v in study.apps_overrides) + ". "
+             if study.get("applications") else "")
+          + f"Families: {fams}.")
 
 
 def write_report(out: str | pathlib.Path, *, title: str, preamble: str) -> pathlib.Path:

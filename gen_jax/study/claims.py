@@ -138,6 +138,17 @@ CLAIMS = (
           _SOURCE, "applications", "probe_accuracy_100", "higher", VAES, GANS,
           "linear-probe test accuracy with 100 labels on the encoder's (the VAEs) and the "
           "discriminator's (the GANs) features"),
+    Claim("gan_generation_apps", "VAEs suit representation and compression, GANs generation",
+          _SOURCE, "applications", "completion_accuracy", "higher", GANS, VAES,
+          "the domain classifier's accuracy on test images whose bottom half each family filled in "
+          "(its own completion method)"),
+    Claim("vae_compression", "VAEs suit representation and compression, GANs generation",
+          _SOURCE, "applications", "recon_accuracy", "higher", VAES, ("bigan",),
+          "the domain classifier's accuracy on test images coded and decoded (finest "
+          "quantisation); among the GANs only the BiGAN has an encoder"),
+    Claim("vae_compression_rate", "VAEs suit representation and compression, GANs generation",
+          _SOURCE, "applications", "bits_at_accuracy", "lower", VAES, ("bigan",),
+          "bits per image where decoded codes reach 95 % classifier accuracy"),
     Claim("vaegan_quality", "VAE-GAN combines both", _SOURCE, "quality", "fid", "lower",
           ("vaegan",), ("vae", "conv_vae"), "FID of the VAE-GAN against the VAEs'"),
     Claim("vaegan_less_stable", "VAE-GAN combines both but is less stable", _SOURCE, "stability",

@@ -20,6 +20,8 @@ from gen_jax.study import claims as claims_lib
 from gen_jax.study.claims import Estimate
 
 QUALITY = ("fid", "precision", "recall", "inception_score", "modes_covered", "nll")
+# the applications axis (gen_jax/study/runner.py applications)
+APPLICATIONS = ("completion_accuracy", "probe_accuracy_100", "recon_accuracy", "bits_at_accuracy")
 DERIVED = {
     "fid_seed_cv": "standard deviation / mean of the final FID over seeds",
     "fid_lr_sensitivity": "worst / best final FID over the learning-rate sweep (first seed)",
@@ -97,7 +99,7 @@ def summarize(cards: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Estimat
   for fam in families(cards):
     s: dict[str, Estimate] = {}
     base = [c for c in cards if c.get("model") == fam and _is_base(c)]
-    for metric in QUALITY + ("train_images_per_sec", "wall_secs"):
+    for metric in QUALITY + ("train_images_per_sec", "wall_secs") + APPLICATIONS:
       values = [c["value"] for c in _by(base, metric=metric)]
       if values:
         s[metric] = Estimate.of(values)
@@ -181,6 +183,10 @@ AXES = {
     "Compute": [("params", "parameters", 1e-6, 3), ("train_flops_per_image", "MFLOP / image", 1e-6, 4),
                 ("total_train_tflops", "training TFLOP", 1, 3),
                 ("train_peak_memory", "step peak MiB", 1 / 2**20, 4)],
+    "Applications": [("completion_accuracy", "bottom-half completion accuracy ↑", 1, 3),
+                     ("probe_accuracy_100", "linear probe, 100 labels ↑", 1, 3),
+                     ("recon_accuracy", "reconstruction accuracy ↑", 1, 3),
+                     ("bits_at_accuracy", "bits/image at 95 % accuracy ↓", 1, 3)],
 }
 
 

@@ -17,6 +17,22 @@ exists is skipped, so an interrupted study continues where it stopped. The cards
   has one: IWAE bound, AIS, DBN bound, exact for flows), ``diverged`` and ``collapsed`` (0 or 1);
 * at the first seed with scales 1: ``params``, ``train_flops_per_image`` and ``train_peak_memory``
   of the compiled train step (:mod:`gen_jax.compute`).
+
+The applications axis (:func:`applications`, ``study.applications``), at every seed's base run, in
+``<study_dir>/runs/<name>/study_apps_cards.jsonl`` (resumable the same way; a run trained before
+gets it from its newest checkpoint), each with ``study.apps_overrides`` applied to the run's config:
+
+* ``completion_accuracy``: the domain classifier's accuracy on test images completed by the
+  family's own method (:mod:`gen_jax.applications.suite`) under the mask ``apps.masks[0]``;
+* ``probe_accuracy_100``: the linear probe's test accuracy with ``probe.sizes[0]`` labels (100) on
+  the family's best feature source, encoder or discriminator (:mod:`gen_jax.representation.probe`);
+* ``recon_accuracy``: the domain classifier's accuracy on decoded codes at the finest
+  quantisation step (what the code keeps of the class), and ``bits_at_accuracy``: bits per test
+  image where the quantised code, decoded, reaches ``compress.target_accuracy`` (95 %) accuracy,
+  where it does (:mod:`gen_jax.representation.compress`);
+
+each only where the family has what it needs (a completion method, features, an encoder and
+decoder); the others are skipped with a log line.
 """
 
 from __future__ import annotations
@@ -32,13 +48,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from gen_jax import cards, compute, evaluate, writers
+from gen_jax import cards, checkpoint, compute, evaluate, writers
 from gen_jax import run as run_lib
+from gen_jax.study.report import APPLICATIONS
 
 # Sample-quality signals of a collapsed generator: fewer classes than this among the samples, or a
 # pixel standard deviation across samples below this (all samples alike).
 MIN_MODES, MIN_PIXEL_STD = 5, 0.02
 LIKELIHOOD_KEYS = ("eval/nll_iwae", "eval/nll_ais", "eval/nll_bound", "eval/nll")
+RUN_FILE, APPS_FILE = "study_cards.jsonl", "study_apps_cards.jsonl"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +150,15 @@ def _samples(run, state, num: int, seed: int) -> np.ndarray:
   return evaluate.generate(fn, state, jax.random.PRNGKey(seed), num, 500)
 
 
+def _common(study, spec: RunSpec, config, command: Optional[str]) -> dict[str, Any]:
+  """The fields every card of a run carries."""
+  return dict(model=spec.family, family=config.model.family, dataset=study.dataset,
+              seeds={"train": spec.seed, "sample": study.sample_seed},
+              config_hash=cards.config_hash(config), command=command,
+              lr_scale=spec.lr_scale, batch_size=config.batch_size, batch_scale=spec.batch_scale,
+              **cards.environment())
+
+
 def _rows(workdir: pathlib.Path) -> list[dict]:
   path = workdir / "metrics.jsonl"
   return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
@@ -142,15 +169,12 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
   """Trains and measures one run (or reads its cards if it finished before)."""
   from gen_jax import train  # pylint: disable=import-outside-toplevel
   workdir = pathlib.Path(study_dir) / "runs" / spec.name
-  done = workdir / "study_cards.jsonl"
+  done = workdir / RUN_FILE
   if done.exists():
     logging.info("study: %s done before, skipped", spec.name)
     return cards.read([done])
   config = run_config(study, spec)
-  common = dict(model=spec.family, family=config.model.family, dataset=study.dataset,
-                seeds={"train": spec.seed, "sample": study.sample_seed},
-                config_hash=cards.config_hash(config), command=command, lr_scale=spec.lr_scale,
-                batch_size=config.batch_size, batch_scale=spec.batch_scale, **cards.environment())
+  common = _common(study, spec, config, command)
   quality = dict(common, n_gen=study.num_samples, n_real=judge.num_real, real_split="test",
                  feature_network=judge.net.name, feature_network_sha256=judge.net.sha256)
   out = []
@@ -212,6 +236,71 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
   return out
 
 
+def _pick_completion(written, config, run_name):
+  mask = config.apps.masks[0]
+  return [("completion_accuracy", c) for c in written
+          if c["metric"] == "completion_accuracy" and c["model"] == run_name and c.get("mask") == mask]
+
+
+def _pick_probe(written, config, run_name):
+  labels = min(config.probe.sizes)
+  mine = [c for c in written if c["metric"] == "linear_probe_accuracy" and c["model"] == run_name
+          and c.get("labels") == labels]
+  return [("probe_accuracy_100", max(mine, key=lambda c: c["value"]))] if mine else []
+
+
+def _pick_compress(written, config, run_name):
+  mine = [c for c in written if c["model"] == run_name and c.get("codec") == f"{run_name} code"]
+  finest = min((c for c in mine if c["metric"] == "codec_accuracy"),
+               key=lambda c: c["quant_step"], default=None)
+  return ([("recon_accuracy", finest)] if finest else []) + [
+      ("bits_at_accuracy", c) for c in mine if c["metric"] == "bits_at_accuracy"]
+
+
+# (module under gen_jax, the study cards it gives): launch.py's --mode=apps, probe and compress.
+_APPLICATIONS = (("applications.suite", _pick_completion), ("representation.probe", _pick_probe),
+                 ("representation.compress", _pick_compress))
+_CARRIED = ("mask", "method", "labels", "features", "dim", "codec", "quant_step", "bits", "std",
+            "std_kind", "unit",
+            "notes", "secs", "n_real", "real_split", "feature_network", "feature_network_sha256")
+
+
+def applications(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path, *,
+                 command: Optional[str] = None) -> list[dict[str, Any]]:
+  """The applications axis of one finished run (see the module docstring), from its newest
+  checkpoint; read back if measured before."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  import configs  # pylint: disable=import-outside-toplevel
+  workdir = pathlib.Path(study_dir) / "runs" / spec.name
+  done = workdir / APPS_FILE
+  if done.exists():
+    return cards.read([done])
+  config = run_config(study, spec)
+  common = _common(study, spec, config, command)   # the training config's hash
+  for path, value in study.apps_overrides:
+    configs.set_field(config, path, value, if_present=True)
+  out = []
+  for module_name, pick in _APPLICATIONS:
+    module = importlib.import_module(f"gen_jax.{module_name}")
+    t0 = time.time()
+    try:
+      written = module.evaluate_workdir(config, workdir, command=command)
+    except checkpoint.CheckpointError as e:
+      logging.warning("study: %s has no checkpoint to measure its applications on (%s); delete "
+                      "%s to train it again", spec.name, e, workdir / RUN_FILE)
+      return []
+    except ValueError as e:   # the family lacks what this application needs
+      logging.info("study: %s: no %s: %s", spec.name, module_name, e)
+      continue
+    for metric, c in pick(written, config, workdir.name):
+      out.append(cards.make(metric, c["value"], step=c.get("step"),
+                            **{k: c[k] for k in _CARRIED if c.get(k) is not None},
+                            **{k: v for k, v in common.items() if k not in _CARRIED}))
+    logging.info("study: %s: %s in %.0f s", spec.name, module_name, time.time() - t0)
+  cards.write(done, out)
+  return out
+
+
 def run_all(study: ml_collections.ConfigDict, study_dir: str | pathlib.Path, *,
             command: Optional[str] = None) -> list[dict[str, Any]]:
   """Every run of :func:`specs` (finished ones read back); all their cards."""
@@ -222,5 +311,7 @@ def run_all(study: ml_collections.ConfigDict, study_dir: str | pathlib.Path, *,
   for i, spec in enumerate(todo):
     logging.info("study: run %d/%d: %s", i + 1, len(todo), spec.name)
     out += run(study, spec, study_dir, judge, command=command)
+    if study.applications and spec.is_base:
+      out += applications(study, spec, study_dir, command=command)
   return out
 
