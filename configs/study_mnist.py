@@ -48,6 +48,8 @@ def get_config(arg=None):
   c.iwae_k = 1000              # the cap on each family's importance samples for its NLL
   c.run_overrides = ()         # (dotted field, value) applied to every run where the field exists
   c.applications = True        # the applications axis at every seed's base run (runner.py)
+  c.inception_finalists = 3    # Inception FID of the families with the lowest domain FID (first
+  c.inception_num = 10_000     # seed), of this many samples against as many test images
   # its settings, applied to each run's config (configs/common.py apps, probe, compress): the
   # bottom-half completion, the 100-label linear probe and the rate at 95 % accuracy only
   c.apps_overrides = (("apps.masks", ("bottom",)), ("apps.ppl_pairs", 500),
@@ -67,6 +69,7 @@ def get_config(arg=None):
     c.num_evals = 4
     c.num_samples = 2000
     c.num_real = 2000
+    c.inception_num = 1000     # ~5 images/s through Inception-v3 on 2 cores
     c.iwae_k = 10              # the conv VAE's k=100 bound alone takes 4 min on 2 cores
     c.report_dir = "results/study_mnist_quick"
     # the RBM's AIS, the DBN's bound, the RBM's and DBN's Gibbs chains for samples (200 sweeps,
@@ -89,6 +92,7 @@ def get_config(arg=None):
     c.num_samples = 500
     c.num_real = 500
     c.iwae_k = 4
+    c.inception_finalists = 0  # needs the converted Inception weights (tools/inception_weights.py)
     c.apps_overrides += (("apps.num_images", 100), ("apps.num_steps", 5), ("apps.ppl_pairs", 20),
                          ("probe.num_train", 1000), ("probe.num_test", 200),
                          ("compress.num_train", 1000), ("compress.num_test", 200))

@@ -167,6 +167,30 @@ def test_restore_puts_application_cards_in_their_own_file(tmp_path):
   assert [c["metric"] for c in cards_lib.read([run_dir / runner.APPS_FILE])] == ["probe_accuracy_100"]
 
 
+def test_the_finalists_are_the_lowest_mean_fids_of_the_base_runs():
+  s = study_mnist.get_config("quick")
+  s.inception_finalists = 2
+  got = [_card("fid", 30.0, "a", 0), _card("fid", 10.0, "a", 1),     # mean 20
+         _card("fid", 15.0, "b", 0), _card("fid", 16.0, "b", 1),     # mean 15.5
+         _card("fid", 5.0, "c", 0, lr=3.0), _card("fid", 25.0, "c", 0),   # base 25
+         _card("probe_accuracy_100", 0.1, "d", 0)]
+  assert runner.finalists(s, got) == ["b", "a"]
+
+
+def test_the_inception_stage_skips_without_weights(tmp_path, monkeypatch):
+  from gen_jax.metrics import inception
+  monkeypatch.setattr(inception, "default_params_path", lambda: tmp_path / "none.msgpack")
+  s = study_mnist.get_config("tiny")
+  assert runner.inception(s, "vae", tmp_path) == []
+  assert not (tmp_path / "runs" / "vae-seed0-lr1-batch1" / runner.INCEPTION_FILE).exists()
+
+
+def test_each_metric_has_its_stage_file():
+  assert runner.file_of("fid") == runner.RUN_FILE
+  assert runner.file_of("completion_accuracy") == runner.APPS_FILE
+  assert runner.file_of("fid_inception") == runner.INCEPTION_FILE
+
+
 def test_the_application_cards_a_run_keeps():
   config = study_mnist.get_config("tiny")
   run_cfg = runner.run_config(config, runner.RunSpec("vae", 0))

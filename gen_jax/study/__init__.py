@@ -47,7 +47,7 @@ def restore_from_report(study: ml_collections.ConfigDict, workdir: str | pathlib
   """Marks the runs whose cards the report folder already holds (a committed, possibly partial
   study) as finished in ``<workdir>/runs``, so that a fresh checkout trains only the rest; returns
   their names."""
-  from gen_jax.study import report, runner  # pylint: disable=import-outside-toplevel
+  from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
   path = _report_dir(study, workdir) / CARDS
   if not path.exists():
     return []
@@ -55,11 +55,10 @@ def restore_from_report(study: ml_collections.ConfigDict, workdir: str | pathlib
   for c in cards_lib.read([path]):
     spec = runner.RunSpec(c["model"], (c.get("seeds") or {}).get("train", 0),
                           c.get("lr_scale", 1.0), c.get("batch_scale", 1.0))
-    name = runner.APPS_FILE if c["metric"] in report.APPLICATIONS else runner.RUN_FILE
-    by_file.setdefault((spec.name, name), []).append(c)
+    by_file.setdefault((spec.name, runner.file_of(c["metric"])), []).append(c)
   restored = []
   for spec in runner.specs(study):
-    for name in (runner.RUN_FILE, runner.APPS_FILE):
+    for name in (runner.RUN_FILE, runner.APPS_FILE, runner.INCEPTION_FILE):
       done = pathlib.Path(workdir) / "runs" / spec.name / name
       if (spec.name, name) in by_file and not done.exists():
         cards_lib.write(done, by_file[spec.name, name])
@@ -82,8 +81,9 @@ def report_from_runs(study: ml_collections.ConfigDict, workdir: str | pathlib.Pa
       written += cards_lib.read([run_dir / runner.RUN_FILE])
     else:
       missing.append(spec.name)
-    if (run_dir / runner.APPS_FILE).exists():
-      written += cards_lib.read([run_dir / runner.APPS_FILE])
+    for name in (runner.APPS_FILE, runner.INCEPTION_FILE):
+      if (run_dir / name).exists():
+        written += cards_lib.read([run_dir / name])
   out = _report_dir(study, workdir)
   out.mkdir(parents=True, exist_ok=True)
   cards_lib.write(out / CARDS, written)

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 from gen_jax.study import claims as claims_lib
 from gen_jax.study.claims import Estimate
 
-QUALITY = ("fid", "precision", "recall", "inception_score", "modes_covered", "nll")
+QUALITY = ("fid", "precision", "recall", "inception_score", "modes_covered", "nll", "fid_inception")
 # the applications axis (gen_jax/study/runner.py applications)
 APPLICATIONS = ("completion_accuracy", "probe_accuracy_100", "recon_accuracy", "bits_at_accuracy")
 DERIVED = {
@@ -170,7 +170,8 @@ def _cell(e: Optional[Estimate], scale: float = 1.0, digits: int = 3) -> str:
 AXES = {
     "Quality": [("fid", "FID ↓", 1, 3), ("precision", "precision ↑", 1, 3),
                 ("recall", "recall ↑", 1, 3), ("inception_score", "IS ↑", 1, 3),
-                ("modes_covered", "classes", 1, 3), ("nll", "NLL (nats) ↓", 1, 4)],
+                ("modes_covered", "classes", 1, 3), ("nll", "NLL (nats) ↓", 1, 4),
+                ("fid_inception", "Inception FID ↓ (finalists)", 1, 4)],
     "Stability": [("fid_seed_cv", "FID CV over seeds ↓", 1, 2),
                   ("fid_lr_sensitivity", "LR sweep worst/best ↓", 1, 3),
                   ("fid_batch_sensitivity", "batch sweep worst/best ↓", 1, 3),

@@ -33,6 +33,10 @@ gets it from its newest checkpoint), each with ``study.apps_overrides`` applied 
 
 each only where the family has what it needs (a completion method, features, an encoder and
 decoder); the others are skipped with a log line.
+
+Finally :func:`inception`: the Inception FID (``fid_inception``) of the finalists, the
+``study.inception_finalists`` families with the lowest domain-network FID, at their first seed
+(``<study_dir>/runs/<name>/study_inception_cards.jsonl``).
 """
 
 from __future__ import annotations
@@ -56,7 +60,15 @@ from gen_jax.study.report import APPLICATIONS
 # pixel standard deviation across samples below this (all samples alike).
 MIN_MODES, MIN_PIXEL_STD = 5, 0.02
 LIKELIHOOD_KEYS = ("eval/nll_iwae", "eval/nll_ais", "eval/nll_bound", "eval/nll")
-RUN_FILE, APPS_FILE = "study_cards.jsonl", "study_apps_cards.jsonl"
+RUN_FILE, APPS_FILE, INCEPTION_FILE = ("study_cards.jsonl", "study_apps_cards.jsonl",
+                                      "study_inception_cards.jsonl")
+
+
+def file_of(metric: str) -> str:
+  """The file of a run's folder that holds cards of ``metric`` (each stage resumes on its own)."""
+  if metric in APPLICATIONS:
+    return APPS_FILE
+  return INCEPTION_FILE if metric == "fid_inception" else RUN_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,6 +313,60 @@ def applications(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pat
   return out
 
 
+def finalists(study: ml_collections.ConfigDict, all_cards: list[dict]) -> list[str]:
+  """The ``study.inception_finalists`` families with the lowest mean final FID (domain network)
+  over their base runs."""
+  fids: dict[str, list[float]] = {}
+  for c in all_cards:
+    if (c["metric"] == "fid" and c.get("lr_scale", 1.0) == 1.0
+        and c.get("batch_scale", 1.0) == 1.0):
+      fids.setdefault(c["model"], []).append(c["value"])
+  ranked = sorted(fids, key=lambda f: (float(np.mean(fids[f])), f))
+  return ranked[:study.inception_finalists]
+
+
+def inception(study: ml_collections.ConfigDict, family: str, study_dir: pathlib.Path, *,
+              command: Optional[str] = None) -> list[dict[str, Any]]:
+  """``fid_inception`` of a finalist's first-seed base run: ``study.inception_num`` samples of its
+  final state against as many test images, in the FID Inception-v3's pool3 features
+  (:func:`gen_jax.evaluate.cached_inception_features`; the test images' are computed once). Read
+  back if measured before; nothing (and a log line naming the fix) without the network's weights."""
+  from gen_jax.metrics import fid as fid_lib  # pylint: disable=import-outside-toplevel
+  from gen_jax.metrics import inception as inception_lib  # pylint: disable=import-outside-toplevel
+  spec = RunSpec(family, study.seeds[0])
+  workdir = pathlib.Path(study_dir) / "runs" / spec.name
+  done = workdir / INCEPTION_FILE
+  if done.exists():
+    return cards.read([done])
+  try:
+    params = inception_lib.load_params()
+  except FileNotFoundError as e:
+    logging.warning("study: no Inception FID for the finalists: %s", e)
+    return []
+  config = run_config(study, spec)
+  try:
+    runset, state = run_lib.restore(config, workdir)
+  except checkpoint.CheckpointError as e:
+    logging.warning("study: %s has no checkpoint for its Inception FID (%s)", spec.name, e)
+    return []
+  t0 = time.time()
+  real, _ = evaluate.real_images(study.dataset, "test", study.inception_num, seed=study.sample_seed)
+  fake = _samples(runset, state, study.inception_num, study.sample_seed)
+  feats = [evaluate.cached_inception_features(x, params=params) for x in (real, fake)]
+  value = float(fid_lib.fid(*feats))
+  secs = time.time() - t0
+  out = [cards.make("fid_inception", value, step=int(state.step), n_gen=len(fake),
+                    n_real=len(real), real_split="test",
+                    feature_network=inception_lib.NETWORK_NAME,
+                    feature_network_sha256=inception_lib.PARAMS_SHA256, secs=round(secs, 1),
+                    notes=f"a finalist (the {study.inception_finalists} lowest domain-network FIDs)"
+                          f"; {secs:.0f} s on {jax.devices()[0].platform}",
+                    **_common(study, spec, config, command))]
+  cards.write(done, out)
+  logging.info("study: %s: Inception FID %.2f in %.0f s", spec.name, value, secs)
+  return out
+
+
 def run_all(study: ml_collections.ConfigDict, study_dir: str | pathlib.Path, *,
             command: Optional[str] = None) -> list[dict[str, Any]]:
   """Every run of :func:`specs` (finished ones read back); all their cards."""
@@ -313,5 +379,7 @@ def run_all(study: ml_collections.ConfigDict, study_dir: str | pathlib.Path, *,
     out += run(study, spec, study_dir, judge, command=command)
     if study.applications and spec.is_base:
       out += applications(study, spec, study_dir, command=command)
+  for family in finalists(study, out):
+    out += inception(study, family, study_dir, command=command)
   return out
 
