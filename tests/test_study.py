@@ -21,8 +21,10 @@ CLAIM = claims.Claim("k", "A beats B", "test", "quality", "fid", "lower", ("a1",
     ({"a1": Estimate(10, 1, 3), "a2": Estimate(12, 1, 3), "b1": Estimate(20, 1, 3)}, "supported"),
     ({"a1": Estimate(30, 1, 3), "a2": Estimate(25, 1, 3), "b1": Estimate(20, 1, 3)}, "contradicted"),
     ({"a1": Estimate(10, 1, 3), "a2": Estimate(30, 1, 3), "b1": Estimate(20, 1, 3)}, "depends"),
-    # within 2 standard errors of the difference (2 * sqrt(2) * 3 = 8.5): a tie, so it depends
-    ({"a1": Estimate(12, 3, 3), "a2": Estimate(12, 3, 3), "b1": Estimate(20, 3, 3)}, "depends"),
+    # a1 within 2 standard errors of the difference (2 * sqrt(2) * 3 = 8.5): a tie; a2 wins: depends
+    ({"a1": Estimate(12, 3, 3), "a2": Estimate(10, 1, 3), "b1": Estimate(20, 3, 3)}, "depends"),
+    ({"a1": Estimate(12, 3, 3), "a2": Estimate(12, 3, 3), "b1": Estimate(20, 3, 3)}, "no difference"),
+    ({"a1": Estimate(1, 0, 2), "b1": Estimate(1, 0, 2)}, "no difference"),   # identical
     ({"a1": Estimate(10, 1, 3), "b1": Estimate(20, 1, 3)}, "supported"),   # a2 not measured
     ({"a1": Estimate(10, 1, 3)}, "not measured"),
 ])

@@ -7,6 +7,7 @@ errors of the difference (default 2): ``a`` better, ``b`` better, or a tie. The 
 
 - **supported** when every pair goes to ``a``;
 - **contradicted** when every pair goes to ``b``;
+- **no difference** when every pair is a tie (the measurement cannot tell the groups apart);
 - **depends** otherwise, and the verdict names the pairs that went each way (the "on what");
 - **not measured** when a group has no family with the metric.
 
@@ -20,8 +21,8 @@ import dataclasses
 import math
 from typing import Mapping, Optional, Sequence
 
-SUPPORTED, CONTRADICTED, DEPENDS, NOT_MEASURED = ("supported", "contradicted", "depends",
-                                                  "not measured")
+SUPPORTED, CONTRADICTED, DEPENDS, NO_DIFFERENCE, NOT_MEASURED = (
+    "supported", "contradicted", "depends", "no difference", "not measured")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +107,8 @@ def verdict(claim: Claim, estimates: Mapping[str, Estimate], z: float = 2.0) -> 
     result = SUPPORTED
   elif not wins[1] and not wins[0]:
     result = CONTRADICTED
+  elif not wins[1] and not wins[-1]:
+    result = NO_DIFFERENCE
   else:
     result = DEPENDS
   return Verdict(claim, result, tuple(wins[1]), tuple(wins[-1]), tuple(wins[0]), used)

@@ -160,7 +160,7 @@ def _cell(e: Optional[Estimate], scale: float = 1.0, digits: int = 3) -> str:
   if e is None:
     return "—"
   if math.isinf(e.mean):
-    return "∞ (a run diverged)"
+    return "∞ (a run failed)"
   text = f"{e.mean * scale:.{digits}g}"
   if e.n > 1 and e.se:
     text += f" ± {e.se * scale:.2g}"
@@ -206,7 +206,8 @@ def markdown(summary: Mapping[str, Mapping[str, Estimate]], verdict_list: Sequen
   lines += ["", "A pair is decided when the means differ by more than 2 standard errors of the "
             "difference (standard errors over seeds; a metric measured once has none, and any "
             "difference decides). *supported*: every pair goes the claimed way; *contradicted*: every "
-            "pair goes the other way; *depends*: the pairs split, as listed.", ""]
+            "pair goes the other way; *no difference*: every pair is a tie; *depends*: the pairs "
+            "split, as listed.", ""]
   for axis, columns in AXES.items():
     lines += [f"## {axis}", "", "| family | " + " | ".join(h for _, h, _, _ in columns) + " |",
               "|---|" + "---|" * len(columns)]
