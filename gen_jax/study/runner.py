@@ -273,8 +273,8 @@ def _pick_compress(written, config, run_name):
 _APPLICATIONS = (("applications.suite", _pick_completion), ("representation.probe", _pick_probe),
                  ("representation.compress", _pick_compress))
 _CARRIED = ("mask", "method", "labels", "features", "dim", "codec", "quant_step", "bits", "std",
-            "std_kind", "unit",
-            "notes", "secs", "n_real", "real_split", "feature_network", "feature_network_sha256")
+            "std_kind", "unit", "notes", "secs", "n_real", "real_split", "feature_network",
+            "feature_network_sha256")
 
 
 def applications(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path, *,
@@ -301,8 +301,8 @@ def applications(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pat
       logging.warning("study: %s has no checkpoint to measure its applications on (%s); delete "
                       "%s to train it again", spec.name, e, workdir / RUN_FILE)
       return []
-    except ValueError as e:   # the family lacks what this application needs
-      logging.info("study: %s: no %s: %s", spec.name, module_name, e)
+    except ValueError as e:   # the family lacks what this application needs, or bad settings
+      logging.warning("study: %s: no %s: %s", spec.name, module_name, e)
       continue
     for metric, c in pick(written, config, workdir.name):
       out.append(cards.make(metric, c["value"], step=c.get("step"),
