@@ -58,12 +58,12 @@ def restore_from_report(study: ml_collections.ConfigDict, workdir: str | pathlib
     by_file.setdefault((spec.name, runner.file_of(c["metric"])), []).append(c)
   restored = []
   for spec in runner.specs(study):
-    for name in (runner.RUN_FILE, runner.APPS_FILE, runner.INCEPTION_FILE):
-      done = pathlib.Path(workdir) / "runs" / spec.name / name
-      if (spec.name, name) in by_file and not done.exists():
-        cards_lib.write(done, by_file[spec.name, name])
-        restored.append(spec.name)
-  restored = list(dict.fromkeys(restored))
+    todo = [name for name in runner.STAGE_FILES if (spec.name, name) in by_file
+            and not (pathlib.Path(workdir) / "runs" / spec.name / name).exists()]
+    for name in todo:
+      cards_lib.write(pathlib.Path(workdir) / "runs" / spec.name / name, by_file[spec.name, name])
+    if todo:
+      restored.append(spec.name)
   if restored:
     logging.info("study: %d finished runs restored from %s", len(restored), path)
   return restored
@@ -77,13 +77,10 @@ def report_from_runs(study: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   written, missing = [], []
   for spec in runner.specs(study):
     run_dir = pathlib.Path(workdir) / "runs" / spec.name
-    if (run_dir / runner.RUN_FILE).exists():
-      written += cards_lib.read([run_dir / runner.RUN_FILE])
-    else:
+    if not (run_dir / runner.RUN_FILE).exists():
       missing.append(spec.name)
-    for name in (runner.APPS_FILE, runner.INCEPTION_FILE):
-      if (run_dir / name).exists():
-        written += cards_lib.read([run_dir / name])
+    written += cards_lib.read([run_dir / name for name in runner.STAGE_FILES
+                               if (run_dir / name).exists()])
   out = _report_dir(study, workdir)
   out.mkdir(parents=True, exist_ok=True)
   cards_lib.write(out / CARDS, written)

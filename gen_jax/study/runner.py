@@ -62,6 +62,7 @@ MIN_MODES, MIN_PIXEL_STD = 5, 0.02
 LIKELIHOOD_KEYS = ("eval/nll_iwae", "eval/nll_ais", "eval/nll_bound", "eval/nll")
 RUN_FILE, APPS_FILE, INCEPTION_FILE = ("study_cards.jsonl", "study_apps_cards.jsonl",
                                       "study_inception_cards.jsonl")
+STAGE_FILES = (RUN_FILE, APPS_FILE, INCEPTION_FILE)   # a run is finished when it has the first
 
 
 def file_of(metric: str) -> str:
