@@ -12,6 +12,7 @@ uninterrupted one, on any number of devices.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -120,6 +121,28 @@ def _data_source(name: str, split: str, data_dir: Optional[str], download: bool 
 def cache_dir() -> pathlib.Path:
   """``$GEN_JAX_CACHE_DIR`` (default ``~/.cache/gen_jax``): decoded datasets, compiled programs."""
   return pathlib.Path(os.environ.get("GEN_JAX_CACHE_DIR", pathlib.Path.home() / ".cache" / "gen_jax"))
+
+
+@contextlib.contextmanager
+def mock_datasets(num_examples: int, cache: Optional[str] = None):
+  """Every TFDS dataset replaced by ``num_examples`` random examples of its own features
+  (``tfds.testing.mock_data``), for the datasets that cannot be had on a machine (CIFAR-10 or CelebA
+  offline) where only shapes matter: tests of the loop, throughput benchmarks. Decoded random
+  images are cached in ``cache`` (a fresh temporary folder by default), never in :func:`cache_dir`.
+
+  TFDS 4.9's mock sets ``__getitems__`` on a MagicMock without binding ``self``; it is called right
+  here."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from unittest import mock  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.testing import mocking  # pylint: disable=g-import-not-at-top
+  getitems = lambda *args, generator, serialized=False: [generator[k] for k in args[-1]]
+  with contextlib.ExitStack() as stack:
+    folder = cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="gen_jax_mock_"))
+    stack.enter_context(mock.patch.dict(os.environ, {"GEN_JAX_CACHE_DIR": str(folder)}))
+    stack.enter_context(mock.patch.object(mocking, "_getitems", getitems))
+    stack.enter_context(tfds.testing.mock_data(num_examples=num_examples))
+    yield
 
 
 def num_examples(name: str, split: str, data_dir: Optional[str] = None) -> int:

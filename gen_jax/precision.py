@@ -23,6 +23,9 @@ import jax
 import jax.numpy as jnp
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# The families (config.model.family) whose train steps refuse bfloat16: their log-determinants,
+# free energies and Gibbs chains need float32.
+FLOAT32_ONLY = ("flow", "rbm", "dbn")
 
 
 def compute_dtype(name: str, family: str = "", *, supported: bool = True):

@@ -651,16 +651,9 @@ def test_every_config_runs_through_the_loop(tfds_dir, tmp_path, name):
 
 
 @pytest.fixture
-def mock_tfds(monkeypatch, tmp_path):
-  """tfds.testing.mock_data with random images, for datasets that are not on this machine.
-
-  TFDS 4.9's mock sets ``__getitems__`` on a MagicMock without binding ``self``; call it right."""
-  import tensorflow_datasets as tfds
-  from tensorflow_datasets.testing import mocking
-  monkeypatch.setattr(mocking, "_getitems",
-                      lambda *args, generator, serialized=False: [generator[k] for k in args[-1]])
-  monkeypatch.setenv("GEN_JAX_CACHE_DIR", str(tmp_path / "cache"))   # never cache random images
-  with tfds.testing.mock_data(num_examples=64):
+def mock_tfds(tmp_path):
+  """Random images for datasets that are not on this machine (data.mock_datasets)."""
+  with data.mock_datasets(64, cache=str(tmp_path / "cache")):
     yield
 
 

@@ -105,6 +105,7 @@ def test_families_without_bfloat16_say_so(name, family):
   with pytest.raises(ValueError, match=f"model.dtype='bfloat16': the {family} family trains in "
                                        "float32 only"):
     steps.get(config.model.family).from_config(config, (28, 28, 1))
+  assert config.model.family in precision.FLOAT32_ONLY
 
 
 def test_unknown_dtype_is_a_clear_error():
