@@ -191,7 +191,8 @@ def applications(cards: Sequence[Mapping[str, Any]]) -> str:
       + ["PPL (encoder)", "PPL (prior)", "seconds, all of it"])
       + " |\n|---|---|" + "---|" * len(columns) + "\n")
   order = sorted((m for m in rows if any(k in rows[m] for k in columns if k != "secs")),
-                 key=lambda m: (m.startswith("real images"), m.startswith("known-pixel mean"), m))
+                 key=lambda m: (m.startswith("real images"), m.startswith("nearest training image"),
+                                m.startswith("known-pixel mean"), m))
   text = head + "".join(f"| {m} | {rows[m].get('method', '—')} | "
                         + " | ".join(rows[m].get(k, "—") for k in columns) + " |\n" for m in order)
   return text + _conditional(cards)

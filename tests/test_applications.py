@@ -149,6 +149,36 @@ FAMILY_CONFIGS = ["vae_mnist", "ae_mnist", "rbm_mnist", "dbn_mnist", "gan_mnist"
                   "vaegan_mlp_mnist"]
 
 
+def test_mean_of_chains_averages_completions_with_folded_keys():
+  images = jnp.asarray(np.random.default_rng(0).uniform(size=(3, 4, 4, 1)), jnp.float32)
+  mask = masks.make("bottom", (4, 4, 1), num=3)
+  draw = lambda state, batch, m, key: completion.paste(
+      batch["image"], m, jax.random.uniform(key, batch["image"].shape))
+  key = jax.random.PRNGKey(3)
+  out = jax.jit(completion.mean_of_chains(draw, 5))(None, {"image": images}, mask, key)
+  expected = np.mean([np.asarray(jax.random.uniform(jax.random.fold_in(key, i), images.shape))
+                      for i in range(5)], axis=0)
+  np.testing.assert_allclose(np.asarray(out)[~np.asarray(mask)], expected[~np.asarray(mask)],
+                             rtol=1e-6)
+  np.testing.assert_array_equal(np.asarray(out)[np.asarray(mask)],
+                                np.asarray(images)[np.asarray(mask)])   # bit-identical
+  assert completion.mean_of_chains(draw, 1) is draw
+  with pytest.raises(ValueError, match="apps.num_chains=0"):
+    completion.mean_of_chains(draw, 0)
+
+
+def test_nearest_neighbour_takes_the_training_image_closest_on_the_known_pixels():
+  rng = np.random.default_rng(1)
+  train = rng.uniform(size=(50, 4, 4, 1)).astype(np.float32)
+  images = rng.uniform(size=(6, 4, 4, 1)).astype(np.float32)
+  mask = rng.uniform(size=images.shape) < 0.5
+  out = np.asarray(completion.nearest_neighbour(jnp.asarray(images), jnp.asarray(mask),
+                                                jnp.asarray(train)))
+  for i in range(6):
+    j = np.argmin([np.sum(((t - images[i]) ** 2)[mask[i]]) for t in train])
+    np.testing.assert_array_equal(out[i], np.where(mask[i], images[i], train[j]))
+
+
 @pytest.mark.parametrize("name", FAMILY_CONFIGS)
 def test_every_family_completes_and_keeps_the_known_pixels_bit_identical(name):
   config = tiny_config(name)
@@ -240,11 +270,23 @@ def test_apps_suite_writes_cards_for_every_mask_and_the_floor(trained_ae):
     assert by[(who, "completion_psnr", "random_80")]["n_real"] == 300
     correct = np.asarray(net.apply(filled)[1]).argmax(-1) == labels
     assert by[(who, "completion_accuracy", "random_80")]["value"] == pytest.approx(correct.mean())
+  # The non-parametric reference: the training image nearest on the known pixels (brute force).
+  train_x, _ = suite.training_images(config)
+  m = np.asarray(mask).reshape(300, -1)
+  flat, t = images.reshape(300, -1), train_x.reshape(len(train_x), -1)
+  picked = [t[np.argmin(((t - flat[i]) ** 2 * m[i]).sum(-1))] for i in range(0, 300, 60)]
+  errors = [np.mean((p - flat[i])[~m[i]] ** 2) for p, i in zip(picked, range(0, 300, 60))]
+  nn = np.asarray(completion.nearest_neighbour(x, mask, jnp.asarray(train_x)))
+  np.testing.assert_allclose([np.mean((nn[i].reshape(-1) - flat[i])[~m[i]] ** 2)
+                              for i in range(0, 300, 60)], errors, rtol=1e-5, atol=1e-7)
+  errors = completion.missing_pixel_errors(nn, x, mask)
+  assert by[("nearest training image (300 images)", "completion_mse", "random_80")]["value"] == \
+      pytest.approx(float(np.mean(errors["mse"])), rel=1e-5)
   assert by[(workdir.name, "ppl_encoder", None)]["value"] > 0
   assert (workdir / "apps" / "completion_bottom.png").exists()
   assert (workdir / "apps" / "interpolation_encoder.png").exists()
   lines = (workdir / "apps_cards.jsonl").read_text().splitlines()
-  assert len(lines) == len(written) == 1 + 2 * 6 + 1
+  assert len(lines) == len(written) == 1 + 2 * 9 + 1   # ceiling; 3 cards x 3 rows x 2 masks; PPL
   assert json.loads(lines[0])["feature_network"] == "mnist-cnn-v1"
 
 

@@ -102,6 +102,8 @@ def test_applications_table_has_a_row_per_model_and_columns_per_mask(tmp_path):
        _card("completion_accuracy", 0.8123, mask="bottom", method="MWG", secs=30.0),
        _card("completion_psnr", 9.0, std=0.1, mask="bottom", model="known-pixel mean (10 images)", method="m"),
        _card("completion_accuracy", 0.996, model="real images (10 images)", method="the real image"),
+       _card("completion_psnr", 11.0, std=0.1, mask="bottom", model="nearest training image (10 images)",
+             method="nn"),
        _card("ppl_encoder", 250.4, std=3.2, method="lerp", secs=5.0),
        _card("cas", 0.9512, model="acgan", config_hash="1" * 16),
        _card("cas_real", 0.98, model="real train (mnist)", config_hash="1" * 16)]
@@ -110,7 +112,8 @@ def test_applications_table_has_a_row_per_model_and_columns_per_mask(tmp_path):
   assert lines[0].startswith("| model | method | bottom: PSNR dB | bottom: accuracy |")
   assert "| vae_mnist | MWG | 12.35 | 81.2 % | 250 ± 3 | — | 35 |" in text
   assert lines[3].startswith("| known-pixel mean (10 images) | m | 9.00 | — |")
-  assert lines[4].startswith("| real images (10 images) | the real image | — | 99.6 % |")
+  assert lines[4].startswith("| nearest training image (10 images) | nn | 11.00 | — |")
+  assert lines[5].startswith("| real images (10 images) | the real image | — | 99.6 % |")
   assert "| acgan | — | 95.12 % | 98.00 % | — | — |" in text    # the reference on its row
   readme = tmp_path / "README.md"
   readme.write_text("x\n<!-- cards:begin -->\n<!-- cards:end -->\n<!-- apps:begin -->\nold\n"

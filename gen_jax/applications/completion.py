@@ -16,6 +16,14 @@ networks (passed as callables), and each family's ``inpaint(state, batch, mask, 
 * clamped Gibbs sampling (RBM, DBN): :meth:`gen_jax.models.rbm.RBM.clamped_gibbs`, bound in
   :mod:`gen_jax.steps.rbm` and :mod:`gen_jax.steps.dbn`.
 
+Two estimators over any of them, and one reference:
+
+* :func:`mean_of_chains`: the mean of several independent completions, a Monte-Carlo estimate of
+  the posterior mean E[x_missing | x_known] (the completion of least expected squared error) where
+  one completion is a draw from the model's conditional;
+* :func:`nearest_neighbour`: the missing pixels of the training image closest on the known ones --
+  the non-parametric reference every generative completion should beat.
+
 Every method returns images whose known pixels are bit-identical to the input's (:func:`paste`).
 :func:`missing_pixel_errors` gives the per-image MSE and PSNR over the missing pixels only (the
 suite, :mod:`gen_jax.applications.suite`, adds the domain classifier's accuracy on the completed
@@ -195,3 +203,38 @@ def missing_pixel_errors(completed: jax.Array, images: jax.Array, mask: jax.Arra
   count = jnp.maximum(jnp.sum(missing, axis=axes), 1)
   mse = jnp.sum(jnp.where(missing, (completed - images) ** 2, 0.0), axis=axes) / count
   return {"mse": mse, "psnr": 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimators over the methods, and the non-parametric reference.
+
+
+def mean_of_chains(inpaint: Callable, num: int) -> Callable:
+  """``inpaint(state, batch, mask, key)`` -> the mean of ``num`` completions with keys
+  ``fold_in(key, i)`` (``num`` = 1: the completion itself). For a method that draws from the
+  model's conditional this estimates the posterior mean of the missing pixels; it trades the
+  look of a sample for a lower expected error and a completion nearer the likely classes."""
+  if num < 1:
+    raise ValueError(f"apps.num_chains={num}: the number of chains averaged must be >= 1.")
+  if num == 1:
+    return inpaint
+
+  def averaged(state, batch, mask, key):
+    def one(total, i):
+      return total + inpaint(state, batch, mask, jax.random.fold_in(key, i)), None
+    total, _ = jax.lax.scan(one, jnp.zeros_like(batch["image"]), jnp.arange(num))
+    return paste(batch["image"], mask, total / num)
+  return averaged
+
+
+def nearest_neighbour(images: jax.Array, mask: jax.Array, train: jax.Array) -> jax.Array:
+  """Each image's missing pixels from the row of ``train`` (N, ...) nearest to it in squared
+  distance over its known pixels: ||m (x - t)||^2 = sum m x^2 - 2 (m x) . t + m . t^2, two matrix
+  products against the training set."""
+  b = images.shape[0]
+  x = images.reshape(b, -1)
+  m = mask.reshape(b, -1).astype(x.dtype)
+  t = train.reshape(train.shape[0], -1).astype(x.dtype)
+  dist = (jnp.sum(m * x * x, -1, keepdims=True) - 2.0 * (m * x) @ t.T + m @ (t * t).T)
+  nearest = t[jnp.argmin(dist, axis=-1)].reshape(images.shape)
+  return paste(images, mask, nearest)

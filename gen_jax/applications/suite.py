@@ -10,8 +10,11 @@ test images of ``apps.dataset`` (grey levels in [0, 1], the same images for ever
   pixels only; PSNR the mean of per-image values in dB, ± its standard error) and
   ``completion_accuracy`` (the domain classifier's accuracy on the completed images against the
   true labels); the same three for the known-pixel-mean fill (model ``known-pixel mean (N
-  images)``: the floor) and the classifier's accuracy on the real images (``real images (N
-  images)``: the ceiling);
+  images)``: the floor) and for the nearest training image on the known pixels (``nearest
+  training image (N images)``, with ``apps.nearest_neighbour``: the non-parametric reference),
+  and the classifier's accuracy on the real images (``real images (N images)``: the ceiling);
+  with ``apps.num_chains`` > 1 a completion is the mean of that many chains (an estimate of the
+  posterior mean: :func:`gen_jax.applications.completion.mean_of_chains`);
   ``<workdir>/apps/completion_<mask>.png``: rows of (masked input, completion, original);
 * **conditional generation**, for conditional families (``Family.num_classes``): the domain
   classifier's accuracy on ``apps.cas_num`` samples of the requested classes
@@ -47,7 +50,8 @@ from gen_jax.applications import masks as masks_lib
 from gen_jax.metrics import networks
 
 
-FLOOR, CEILING = "known-pixel mean", "real images"   # the model names of their cards
+# The model names of the reference cards: the floor, the ceiling, the non-parametric reference.
+FLOOR, CEILING, NEAREST = "known-pixel mean", "real images", "nearest training image"
 
 
 def dataset_of(config: ml_collections.ConfigDict) -> str:
@@ -64,6 +68,16 @@ def evaluation_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np
   return x, np.asarray(labels[:n])
 
 
+def training_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """(float32 images in [0, 1], int labels): the whole training split of ``apps.dataset``."""
+  ds = data.info(dataset_of(config))
+  data_dir = config.dataset.data_dir or None
+  x, y = data.read_rows(ds.tfds_name, ds.train_split, 0,
+                        data.num_examples(ds.tfds_name, ds.train_split, data_dir),
+                        data_dir=data_dir)
+  return np.asarray(x, np.float32) / ds.max_value, np.asarray(y)
+
+
 def check(config: ml_collections.ConfigDict, family) -> None:
   """Clear errors for apps settings this family or the code cannot use."""
   if family.inpaint is None and family.decode is None and not family.num_classes:
@@ -78,6 +92,9 @@ def check(config: ml_collections.ConfigDict, family) -> None:
     raise ValueError(f"apps.method={config.apps.method!r}: only the VAE has a choice of completion "
                      f"method; the {config.model.family} family uses {family.inpaint_method!r}. "
                      "Leave apps.method ''.")
+  if config.apps.num_chains < 1:
+    raise ValueError(f"apps.num_chains={config.apps.num_chains}: the number of completions "
+                     "averaged must be >= 1 (1: one completion, a draw where the method samples).")
   if config.apps.batch_size < 1 or not 0 < config.apps.ppl_epsilon < 1:
     raise ValueError("apps.batch_size must be positive and apps.ppl_epsilon in (0, 1).")
 
@@ -134,7 +151,8 @@ def path_lengths(decode: Callable, state, z_a: np.ndarray, z_b: np.ndarray,
 def completion_cards(family, state, config: ml_collections.ConfigDict,
                      net: networks.FeatureNetwork, *, images: np.ndarray, labels: np.ndarray,
                      model: str, out_dir: pathlib.Path, common: dict) -> list[dict[str, Any]]:
-  """The completion cards of every mask of ``apps.masks``, the floor's and the ceiling's, and the
+  """The completion cards of every mask of ``apps.masks``, the references' (floor, nearest
+  training image, ceiling), and the
   grids (see the module docstring)."""
   a = config.apps
   written: list[dict[str, Any]] = []
@@ -155,24 +173,35 @@ def completion_cards(family, state, config: ml_collections.ConfigDict,
 
   # Ceiling: the classifier on the real images; the floor and it are named with the image count,
   # as a run may complete fewer than the whole split (apps.num_images).
-  floor_name, ceiling_name = (f"{what} ({len(images)} images)" for what in (FLOOR, CEILING))
+  floor_name, ceiling_name, nn_name = (f"{what} ({len(images)} images)"
+                                       for what in (FLOOR, CEILING, NEAREST))
   _, probs = networks.outputs(net, images)
   add("completion_accuracy", probs.argmax(-1) == labels, who=ceiling_name, unit="fraction",
       stderr=False, method="the real image", seeds={})
   floor = jax.jit(lambda state, x, mask, key: masks_lib.known_mean_fill(x, mask))
-  inpaint = jax.jit(lambda state, x, mask, key: family.inpaint(state, {"image": x}, mask, key))
+  averaged = completion.mean_of_chains(family.inpaint, a.num_chains)
+  inpaint = jax.jit(lambda state, x, mask, key: averaged(state, {"image": x}, mask, key))
+  method = family.inpaint_method + (f"; the mean of {a.num_chains} chains" if a.num_chains > 1
+                                    else "")
+  if a.nearest_neighbour:
+    train = jnp.asarray(training_images(config)[0])
+    nearest = jax.jit(lambda state, x, mask, key: completion.nearest_neighbour(x, mask, train))
   for mask_name in a.masks:
     result = complete(floor, state, images, labels, mask_name, net, batch_size=a.batch_size,
                       seed=a.seed)
     add_all(result, floor_name, "the mean of the known pixels", mask_name, None)
+    if a.nearest_neighbour:
+      result = complete(nearest, state, images, labels, mask_name, net,
+                        batch_size=a.batch_size, seed=a.seed)
+      add_all(result, nn_name, "the nearest training image on the known pixels", mask_name, None)
     t0 = time.time()
     result = complete(inpaint, state, images, labels, mask_name, net, batch_size=a.batch_size,
                       seed=a.seed)
     secs = time.time() - t0
-    add_all(result, model, family.inpaint_method, mask_name, secs)
+    add_all(result, model, method, mask_name, secs)
     writers.save_png(out_dir / f"completion_{mask_name}.png", writers.image_grid(result["grid"], 12))
     logging.info("completion, mask %s (%s): PSNR %.2f dB, accuracy %.2f %% in %.0f s", mask_name,
-                 family.inpaint_method, result["psnr"].mean(), 100 * result["correct"].mean(),
+                 method, result["psnr"].mean(), 100 * result["correct"].mean(),
                  secs)
   return written
 
@@ -271,11 +300,7 @@ def conditional_cards(family, state, config: ml_collections.ConfigDict,
   t0 = time.time()
   name = dataset_of(config)
   ds = data.info(name)
-  train_x, train_y = data.read_rows(ds.tfds_name, ds.train_split, 0,
-                                    data.num_examples(ds.tfds_name, ds.train_split,
-                                                      config.dataset.data_dir or None),
-                                    data_dir=config.dataset.data_dir or None)
-  train_x = np.asarray(train_x, np.float32) / ds.max_value
+  train_x, train_y = training_images(config)
   scores = conditional.classification_accuracy_scores(
       (images, labels), (train_x, np.asarray(train_y)), test,
       model=conditional.classifier_model(a.cas_hidden, family.num_classes),
