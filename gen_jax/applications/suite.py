@@ -184,14 +184,14 @@ def completion_cards(family, state, config: ml_collections.ConfigDict,
   method = family.inpaint_method + (f"; the mean of {a.num_chains} chains" if a.num_chains > 1
                                     else "")
   if a.nearest_neighbour:
-    train = jnp.asarray(training_images(config)[0])
-    nearest = jax.jit(lambda state, x, mask, key: completion.nearest_neighbour(x, mask, train))
+    train = jnp.asarray(training_images(config)[0])   # an argument, not a baked-in constant
+    nearest = jax.jit(lambda train, x, mask, key: completion.nearest_neighbour(x, mask, train))
   for mask_name in a.masks:
     result = complete(floor, state, images, labels, mask_name, net, batch_size=a.batch_size,
                       seed=a.seed)
     add_all(result, floor_name, "the mean of the known pixels", mask_name, None)
     if a.nearest_neighbour:
-      result = complete(nearest, state, images, labels, mask_name, net,
+      result = complete(nearest, train, images, labels, mask_name, net,
                         batch_size=a.batch_size, seed=a.seed)
       add_all(result, nn_name, "the nearest training image on the known pixels", mask_name, None)
     t0 = time.time()
