@@ -249,6 +249,7 @@ def test_apps_suite_writes_cards_for_every_mask_and_the_floor(trained_ae):
   config.apps.masks = ("bottom", "random_80")
   config.apps.ppl_pairs = 100
   config.apps.num_steps = 5
+  config.apps.nearest_neighbour = True
   written = suite.evaluate_workdir(config, workdir, command="test")
   by = {(c["model"], c["metric"], c.get("mask")): c for c in written}
   assert by[("real images (300 images)", "completion_accuracy", None)]["value"] > 0.95
