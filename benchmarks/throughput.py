@@ -35,11 +35,10 @@ def measure(name: str, *, dtype: str, steps: int, rounds: int, batch_size: int =
     name, batch = name.rsplit("@", 1)
     batch_size = int(batch)
   import jax  # pylint: disable=import-outside-toplevel
-  from gen_jax import compute  # pylint: disable=import-outside-toplevel
+  from gen_jax import compute, precision  # pylint: disable=import-outside-toplevel
   from gen_jax import run as run_lib  # pylint: disable=import-outside-toplevel
   from gen_jax.models import layers  # pylint: disable=import-outside-toplevel
   import configs  # pylint: disable=import-outside-toplevel
-  from gen_jax import precision  # pylint: disable=import-outside-toplevel
   config = configs.load(name)
   if config.model.family in precision.FLOAT32_ONLY:
     dtype = "float32"   # these families refuse bfloat16; the table's dtype column says so

@@ -28,7 +28,8 @@ PROTOCOL_FIELDS = ("model", "family", "dataset", "step", "n_gen", "n_real", "rea
                    "git_commit", "packages", "device_kind", "device_count", "command")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets")
 # Fields some cards add: the k of a sweep, the mask and method of a completion, the seconds it
-# took, a probe's labels, feature source and dimension, a codec's rate and quantisation step, a benchmark's convolution form.
+# took, a probe's labels, feature source and dimension, a codec's rate and quantisation step, a
+# benchmark's dtype, batch and convolution form.
 EXTRA_FIELDS = {"notes", "std_kind", "k", "mask", "method", "secs", "labels", "features", "dim",
                 "dtype", "batch_size", "lr_scale", "batch_scale", "conv_impl",
                 "bits", "quant_step", "codec"}

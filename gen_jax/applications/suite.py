@@ -152,8 +152,7 @@ def completion_cards(family, state, config: ml_collections.ConfigDict,
                      net: networks.FeatureNetwork, *, images: np.ndarray, labels: np.ndarray,
                      model: str, out_dir: pathlib.Path, common: dict) -> list[dict[str, Any]]:
   """The completion cards of every mask of ``apps.masks``, the references' (floor, nearest
-  training image, ceiling), and the
-  grids (see the module docstring)."""
+  training image, ceiling), and the grids (see the module docstring)."""
   a = config.apps
   written: list[dict[str, Any]] = []
 
