@@ -23,19 +23,19 @@ import jax
 import jax.numpy as jnp
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-# The families (config.model.family) whose train steps refuse bfloat16: their log-determinants,
-# free energies and Gibbs chains need float32.
-FLOAT32_ONLY = ("flow", "rbm", "dbn")
+# The families (config.model.family) whose train steps refuse bfloat16 -- their log-determinants,
+# free energies and Gibbs chains need float32 -- and their names in the error.
+FLOAT32_ONLY = {"flow": "flow", "rbm": "RBM", "dbn": "DBN"}
 
 
-def compute_dtype(name: str, family: str = "", *, supported: bool = True):
+def compute_dtype(name: str, family: str = ""):
   """The dtype of ``config.model.dtype``; a clear error for a name not in :data:`DTYPES` or for
-  bfloat16 in a family that does not take it (``supported=False``)."""
+  bfloat16 in a family (``config.model.family``) of :data:`FLOAT32_ONLY`."""
   if name not in DTYPES:
     raise ValueError(f"unknown model.dtype {name!r}: choose one of {', '.join(DTYPES)}.")
-  if name != "float32" and not supported:
-    raise ValueError(f"model.dtype={name!r}: the {family} family trains in float32 only (its "
-                     "log-determinants and Gibbs chains need float32's precision); set "
+  if name != "float32" and family in FLOAT32_ONLY:
+    raise ValueError(f"model.dtype={name!r}: the {FLOAT32_ONLY[family]} family trains in float32 "
+                     "only (its log-determinants and Gibbs chains need float32's precision); set "
                      "--config.model.dtype=float32.")
   return DTYPES[name]
 

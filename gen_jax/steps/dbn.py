@@ -223,7 +223,7 @@ def final_metrics(state: TrainState, eval_metrics: dict[str, float], *, rbm1: RB
 def validate(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> None:
   """A clear error for layer sizes or a training method this family cannot train."""
   m, num_pixels = config.model, math.prod(image_shape)
-  precision.compute_dtype(m.dtype, "DBN", supported=False)
+  precision.compute_dtype(m.dtype, "dbn")
   if m.init_top_from_bottom and m.num_hidden2 != num_pixels:
     raise ValueError(f"model.init_top_from_bottom needs model.num_hidden2 = {num_pixels} (the "
                      f"number of pixels), not {m.num_hidden2}.")

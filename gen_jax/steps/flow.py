@@ -214,7 +214,7 @@ def validate(config: ml_collections.ConfigDict,
   """A clear error for each setting the flow cannot train (and, given ``image_shape``, for a
   number of levels the image cannot be squeezed through)."""
   m = config.model
-  precision.compute_dtype(m.dtype, "flow", supported=False)
+  precision.compute_dtype(m.dtype, "flow")
   if config.dataset.binarize != "none":
     raise ValueError(f"dataset.binarize={config.dataset.binarize!r}: the flow models grey levels "
                      "by uniform dequantization; set --config.dataset.binarize=none.")

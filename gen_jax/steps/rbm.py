@@ -248,7 +248,7 @@ def optimizer_from_config(cfg: ml_collections.ConfigDict) -> optax.GradientTrans
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """A clear error for a training method or optimizer this family does not have."""
-  precision.compute_dtype(config.model.dtype, "RBM", supported=False)
+  precision.compute_dtype(config.model.dtype, "rbm")
   if config.model.method not in METHODS:
     raise ValueError(f"unknown RBM training method {config.model.method!r} (config.model.method); "
                      f"choose one of {', '.join(METHODS)}.")
