@@ -37,7 +37,7 @@ def base() -> ml_collections.ConfigDict:
       batch_size=1000,
       every_steps=0,         # 0: at every epoch end (and always at the last step)
       binarize_seed=0,       # the test split is binarized once, with this seed
-      num_images=64,         # images in the sample and reconstruction grids
+      num_images=64,         # images in the sample and reconstruction grids (0: no grids)
       iwae_k=1000,           # importance samples of the final likelihood bound (0: skip it)
       iwae_k_chunk=10,       # samples drawn at a time (memory grows with it)
       iwae_batch_size=1000,  # test images per dispatch of the bound

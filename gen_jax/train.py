@@ -257,6 +257,8 @@ def _evaluate_and_write(state: TrainState, run: run_lib.Run, fns: dict[str, Call
   writer.write_scalars(step, metrics)
   logging.info("eval at step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
   num = config.eval.num_images
+  if not num:   # eval.num_images=0: the metrics alone (the study judges its checkpoints itself)
+    return metrics
   if fns["sample"] is not None:
     classes = run.family.num_classes   # a conditional family's grid: one class per column
     args = (jnp.arange(num) % classes,) if classes else ()

@@ -123,6 +123,8 @@ def test_run_config_scales_the_learning_rates_and_batch_and_spends_the_budget():
   assert config.num_steps * config.batch_size == pytest.approx(12_800, rel=0.05)
   assert config.num_steps % study_cfg.num_evals == 0
   assert config.checkpoint.every_steps == config.num_steps // study_cfg.num_evals
+  # The loop evaluates once, at the end, without grids: the checkpoints are judged by the study.
+  assert config.eval.every_steps == config.num_steps and config.eval.num_images == 0
   beta = runner.run_config(study_cfg, runner.RunSpec("beta_vae", 0, batch_scale=0.5))
   assert beta.model.beta == 4.0 and beta.batch_size == 64
 
@@ -247,6 +249,10 @@ def test_the_tiny_study_runs_resumes_and_reports(tfds_dir, tmp_path):
           ("vae", "recon_accuracy", None), ("gan", "completion_accuracy", None),
           ("gan", "probe_accuracy_100", "discriminator")} <= apps
   assert "| vae |" in text.split("## Applications")[1]
+  run_dir = tmp_path / "work" / "runs" / "vae-seed0-lr1-batch1"
+  eval_steps = [r["step"] for r in runner._rows(run_dir) if "eval/neg_elbo" in r]
+  assert eval_steps == [runner.run_config(s, runner.RunSpec("vae", 0)).num_steps]
+  assert [p.name for p in run_dir.glob("*.png")] == ["study_samples.png"]
   # Rerun: every run is read back, none trained again; the same report.
   before = pathlib.Path(path).read_bytes()
   stamps = {p: p.stat().st_mtime for p in (tmp_path / "work" / "runs").glob("*/metrics.jsonl")}

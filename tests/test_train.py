@@ -93,6 +93,12 @@ def test_run_writes_metrics_images_checkpoints_and_the_bound(tfds_dir, tmp_path)
     run_lib.restore(config, tmp_path / "elsewhere")
 
 
+def test_no_grids_when_eval_num_images_is_0(tfds_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(**{"eval.num_images": 0}), str(tmp_path))
+  assert [r["step"] for r in _rows(tmp_path) if "eval/neg_elbo" in r] == [10, 20]
+  assert list(tmp_path.glob("*.png")) == []
+
+
 @pytest.mark.heavy
 def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
   check_resume(tiny_config, tmp_path)

@@ -3,7 +3,9 @@
 The grid (:func:`specs`): every family at every seed of ``study.seeds``; the learning-rate sweep
 (``study.lr_scales``, every learning rate of the config multiplied) and the batch sweep
 (``study.batch_scales``) at the first seed. Every run trains on the same number of images
-(``study.budget_images``), evaluates ``study.num_evals`` times, and keeps those checkpoints.
+(``study.budget_images``) and keeps ``study.num_evals`` evenly spaced checkpoints, each judged by
+the same sample-quality protocol (:class:`Judge`); the loop itself evaluates on the test split once,
+at the end.
 
 Each run writes ``<study_dir>/runs/<name>/study_cards.jsonl`` when it is complete; a run whose file
 exists is skipped, so an interrupted study continues where it stopped. The cards of a run:
@@ -121,7 +123,9 @@ def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collection
     config.model.layer1_steps = config.num_steps // 2
   if config.optimizer.decay_steps:
     config.optimizer.decay_steps = config.num_steps // (2 if "layer1_steps" in config.model else 1)
-  config.eval.every_steps = every
+  # The loop evaluates on the test split once, at the end (its likelihood); the quality curve
+  # comes from the kept checkpoints (run()), so the loop's clock holds training alone.
+  config.eval.every_steps = config.num_steps
   config.checkpoint.every_steps = every
   config.checkpoint.max_to_keep = study.num_evals + 1
   config.steps_per_dispatch = min(config.steps_per_dispatch, every)
