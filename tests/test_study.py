@@ -160,6 +160,17 @@ def test_a_committed_report_marks_its_runs_finished_in_a_fresh_workdir(tmp_path)
   assert study.restore_from_report(s, tmp_path / "work") == []   # already there
 
 
+def test_cards_of_a_changed_config_are_not_restored(tmp_path):
+  s = study_mnist.get_config("tiny")
+  s.report_dir = str(tmp_path / "report")
+  now = cards_lib.config_hash(runner.run_config(s, runner.RunSpec("vae", 0)))
+  cards_lib.write(tmp_path / "report" / study.CARDS,
+                  [_card("fid", 700.0, "vae", 0, config_hash=now),
+                   _card("fid", 650.0, "gan", 0, config_hash="0123456789abcdef")])
+  assert study.restore_from_report(s, tmp_path / "work") == ["vae-seed0-lr1-batch1"]
+  assert not (tmp_path / "work" / "runs" / "gan-seed0-lr1-batch1").exists()
+
+
 def test_restore_puts_application_cards_in_their_own_file(tmp_path):
   s = study_mnist.get_config("tiny")
   s.report_dir = str(tmp_path / "report")

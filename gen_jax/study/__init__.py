@@ -46,16 +46,30 @@ def _report_dir(study: ml_collections.ConfigDict, workdir: str | pathlib.Path) -
 def restore_from_report(study: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> list[str]:
   """Marks the runs whose cards the report folder already holds (a committed, possibly partial
   study) as finished in ``<workdir>/runs``, so that a fresh checkout trains only the rest; returns
-  their names."""
+  their names. Cards of a run whose training config has changed since (another ``config_hash``:
+  the protocol or the family's config file was edited) are left out, so that run is trained
+  again."""
   from gen_jax.study import runner  # pylint: disable=import-outside-toplevel
   path = _report_dir(study, workdir) / CARDS
   if not path.exists():
     return []
   by_file: dict[tuple[str, str], list] = {}
+  hashes: dict[str, str] = {}
+  stale = set()
   for c in cards_lib.read([path]):
     spec = runner.RunSpec(c["model"], (c.get("seeds") or {}).get("train", 0),
                           c.get("lr_scale", 1.0), c.get("batch_scale", 1.0))
+    if c.get("config_hash") and c["model"] in study.families:
+      if spec.name not in hashes:
+        hashes[spec.name] = cards_lib.config_hash(runner.run_config(study, spec))
+      if c["config_hash"] != hashes[spec.name]:
+        stale.add(spec.name)
+        continue
     by_file.setdefault((spec.name, runner.file_of(c["metric"])), []).append(c)
+  if stale:
+    logging.warning("study: %d runs of %s were measured under another config (the protocol or "
+                    "the family's config changed since); they are trained again: %s", len(stale),
+                    path, ", ".join(sorted(stale)))
   restored = []
   for spec in runner.specs(study):
     todo = [name for name in runner.STAGE_FILES if (spec.name, name) in by_file
