@@ -71,7 +71,20 @@ def synthetic_cards():
     out += [_card("diverged", 0, fam, s) for s in (0, 1)]
     out += [_card("train_flops_per_image", 1e6, fam), _card("params", 1000, fam)]
   out += [_card("probe_accuracy_100", v, "steady", seed) for seed, v in ((0, 0.7), (1, 0.8))]
+  out += [_card("secs_training", 60.0, "steady", seed) for seed in (0, 1)]
+  out += [_card("secs_training", 90.0, "steady", 0, lr=3.0), _card("secs_applications", 30.0, "steady")]
+  out += [_card("secs_training", 120.0, "wobbly", 0), _card("secs_inception", 300.0, "wobbly")]
   return out
+
+
+def test_the_cost_table_sums_each_family_s_stages():
+  lines = report.cost(synthetic_cards())
+  # steady: 60 + 60 + 90 s training (3 runs), 30 s applications; wobbly: 120 s, and 300 s Inception
+  assert "| steady | 3 | 3.5 | 0.5 | — | 4.0 |" in lines
+  assert "| wobbly | 1 | 2.0 | — | 5.0 | 7.0 |" in lines
+  assert "| **all** | 4 | 5.5 | 0.5 | 5.0 | **11.0** |" in lines
+  assert not any(l.startswith("| sampleless") for l in lines)   # it has no stage cards
+  assert report.cost([c for c in synthetic_cards() if not c["metric"].startswith("secs_")]) == []
 
 
 def test_summary_of_synthetic_cards():
@@ -111,6 +124,7 @@ def test_report_regenerates_byte_for_byte(tmp_path):
   text = files["STUDY.md"].decode()
   assert "| steady | 10 | 0.8 |" in text
   assert "**not measured**" in text
+  assert "## What the study cost" in text
 
 
 def test_run_config_scales_the_learning_rates_and_batch_and_spends_the_budget():
@@ -204,6 +218,7 @@ def test_each_metric_has_its_stage_file():
   assert runner.file_of("fid") == runner.RUN_FILE
   assert runner.file_of("completion_accuracy") == runner.APPS_FILE
   assert runner.file_of("fid_inception") == runner.INCEPTION_FILE
+  assert [runner.file_of(m) for m in runner.STAGE_SECS.values()] == list(runner.STAGE_SECS)
 
 
 def test_the_application_cards_a_run_keeps():

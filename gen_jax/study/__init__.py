@@ -140,7 +140,7 @@ def write_report(out: str | pathlib.Path, *, title: str, preamble: str) -> pathl
   path = out / REPORT
   (out / META).write_text(json.dumps({"title": title, "preamble": preamble}, indent=1) + "\n")
   path.write_text(report.markdown(summary, verdicts, title=title, preamble=preamble,
-                                  figure_names=names))
+                                  figure_names=names, cost_lines=report.cost(cards)))
   return path
 
 

@@ -191,8 +191,42 @@ AXES = {
 }
 
 
+STAGES = (("secs_training", "training and judging"), ("secs_applications", "applications"),
+          ("secs_inception", "Inception FID"))
+
+
+def _minutes(secs: float) -> str:
+  return f"{secs / 60:.1f}"
+
+
+def cost(cards: Sequence[Mapping[str, Any]]) -> list[str]:
+  """The section on what the study cost: each family's wall-clock per stage (summed over its runs,
+  from the runner's ``secs_*`` cards), in minutes, and the total; empty without those cards."""
+  if not any(c["metric"] == m for c in cards for m, _ in STAGES):
+    return []
+  devices = sorted({f"{c.get('device_count', 1)} × {c.get('device_kind', '?')}" for c in cards
+                    if c["metric"] == STAGES[0][0]})
+  lines = ["## What the study cost", "",
+           f"Wall-clock minutes of each stage, summed over the family's runs (start-up and "
+           f"compilation included), on {', '.join(devices)}.", "",
+           "| family | runs | " + " | ".join(h for _, h in STAGES) + " | total |",
+           "|---|---|" + "---|" * (len(STAGES) + 1)]
+  totals = [0.0] * len(STAGES)
+  for fam in families([c for c in cards if c["metric"] in dict(STAGES)]):
+    row = [sum(c["value"] for c in _by(cards, metric=m, model=fam)) for m, _ in STAGES]
+    runs = len(_by(cards, metric=STAGES[0][0], model=fam))
+    totals = [t + r for t, r in zip(totals, row)]
+    lines.append(f"| {fam} | {runs} | " + " | ".join(_minutes(v) if v else "—" for v in row)
+                 + f" | {_minutes(sum(row))} |")
+  runs = len([c for c in cards if c["metric"] == STAGES[0][0]])
+  lines += [f"| **all** | {runs} | " + " | ".join(_minutes(v) for v in totals)
+            + f" | **{_minutes(sum(totals))}** |", ""]
+  return lines
+
+
 def markdown(summary: Mapping[str, Mapping[str, Estimate]], verdict_list: Sequence[claims_lib.Verdict],
-             *, title: str, preamble: str, figure_names: Sequence[str]) -> str:
+             *, title: str, preamble: str, figure_names: Sequence[str],
+             cost_lines: Sequence[str] = ()) -> str:
   lines = [f"# {title}", "", preamble.strip(), ""]
   fams = list(summary)
   lines += ["## The claims, checked", "",
@@ -217,6 +251,7 @@ def markdown(summary: Mapping[str, Mapping[str, Estimate]], verdict_list: Sequen
                    + " |")
     lines.append("")
   lines += ["Derived metrics: " + "; ".join(f"*{k}*: {v}" for k, v in DERIVED.items()) + ".", ""]
+  lines += list(cost_lines)
   if figure_names:
     lines += ["## Figures", ""]
     lines += [f"![{name}]({name})" for name in figure_names]

@@ -39,6 +39,10 @@ decoder); the others are skipped with a log line.
 Finally :func:`inception`: the Inception FID (``fid_inception``) of the finalists, the
 ``study.inception_finalists`` families with the lowest domain-network FID, at their first seed
 (``<study_dir>/runs/<name>/study_inception_cards.jsonl``).
+
+Each stage's file also holds its wall-clock (:data:`STAGE_SECS`: ``secs_training``,
+``secs_applications``, ``secs_inception``), so the report says what the study cost, however many
+invocations it took.
 """
 
 from __future__ import annotations
@@ -65,13 +69,22 @@ LIKELIHOOD_KEYS = ("eval/nll_iwae", "eval/nll_ais", "eval/nll_bound", "eval/nll"
 RUN_FILE, APPS_FILE, INCEPTION_FILE = ("study_cards.jsonl", "study_apps_cards.jsonl",
                                       "study_inception_cards.jsonl")
 STAGE_FILES = (RUN_FILE, APPS_FILE, INCEPTION_FILE)   # a run is finished when it has the first
+# each stage's own wall-clock, start-up and compilation included: what the study cost
+STAGE_SECS = {RUN_FILE: "secs_training", APPS_FILE: "secs_applications",
+              INCEPTION_FILE: "secs_inception"}
 
 
 def file_of(metric: str) -> str:
   """The file of a run's folder that holds cards of ``metric`` (each stage resumes on its own)."""
-  if metric in APPLICATIONS:
+  if metric in APPLICATIONS or metric == STAGE_SECS[APPS_FILE]:
     return APPS_FILE
-  return INCEPTION_FILE if metric == "fid_inception" else RUN_FILE
+  if metric in ("fid_inception", STAGE_SECS[INCEPTION_FILE]):
+    return INCEPTION_FILE
+  return RUN_FILE
+
+
+def _stage_secs(stage_file: str, t0: float, **common) -> dict[str, Any]:
+  return cards.make(STAGE_SECS[stage_file], round(time.time() - t0, 1), unit="s", **common)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +208,7 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
   quality = dict(common, n_gen=study.num_samples, n_real=judge.num_real, real_split="test",
                  feature_network=judge.net.name, feature_network_sha256=judge.net.sha256)
   out = []
-  t0 = time.time()
+  t0 = t_stage = time.time()
   diverged = 0
   try:
     final = train.train_and_evaluate(config, workdir)
@@ -248,6 +261,8 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
     out += [cards.make("params", cost["params"], **common),
             cards.make("train_flops_per_image", cost["flops_per_image"], unit="FLOP", **common),
             cards.make("train_peak_memory", cost["peak_bytes"], unit="bytes", **common)]
+  out.append(_stage_secs(RUN_FILE, t_stage, **common,
+                         notes="training, the loop's evaluation and judging the checkpoints"))
   cards.write(done, out)
   logging.info("study: %s finished in %.0f s", spec.name, wall)
   return out
@@ -297,6 +312,7 @@ def applications(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pat
   for path, value in study.apps_overrides:
     configs.set_field(config, path, value, if_present=True)
   out = []
+  t_stage = time.time()
   for module_name, pick in _APPLICATIONS:
     module = importlib.import_module(f"gen_jax.{module_name}")
     t0 = time.time()
@@ -314,6 +330,7 @@ def applications(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pat
                             **{k: c[k] for k in _CARRIED if c.get(k) is not None},
                             **{k: v for k, v in common.items() if k not in _CARRIED}))
     logging.info("study: %s: %s in %.0f s", spec.name, module_name, time.time() - t0)
+  out.append(_stage_secs(APPS_FILE, t_stage, **common))
   cards.write(done, out)
   return out
 
@@ -349,12 +366,12 @@ def inception(study: ml_collections.ConfigDict, family: str, study_dir: pathlib.
     logging.warning("study: no Inception FID for the finalists: %s", e)
     return []
   config = run_config(study, spec)
+  t0 = time.time()
   try:
     runset, state = run_lib.restore(config, workdir)
   except checkpoint.CheckpointError as e:
     logging.warning("study: %s has no checkpoint for its Inception FID (%s)", spec.name, e)
     return []
-  t0 = time.time()
   real, _ = evaluate.real_images(study.dataset, "test", study.inception_num, seed=study.sample_seed)
   fake = _samples(runset, state, study.inception_num, study.sample_seed)
   feats = [evaluate.cached_inception_features(x, params=params) for x in (real, fake)]
@@ -367,6 +384,7 @@ def inception(study: ml_collections.ConfigDict, family: str, study_dir: pathlib.
                     notes=f"a finalist (the {study.inception_finalists} lowest domain-network FIDs)"
                           f"; {secs:.0f} s on {jax.devices()[0].platform}",
                     **_common(study, spec, config, command))]
+  out.append(_stage_secs(INCEPTION_FILE, t0, **_common(study, spec, config, command)))
   cards.write(done, out)
   logging.info("study: %s: Inception FID %.2f in %.0f s", spec.name, value, secs)
   return out
