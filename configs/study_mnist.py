@@ -8,7 +8,8 @@ The default is the full protocol (10 epochs a run, 3 seeds, learning rates x1/3,
 batches x1/2, x1, x2 at the first seed, 10 evaluations of 10,000 samples): 12 families x 7 runs,
 for an accelerator. ``:quick`` is the 2-core CPU budget (results/study_mnist_quick: 1 h 45 min):
 a 12,800-image budget, 2 seeds, learning rates x1 and x3 only, 4 evaluations of 2,000 samples,
-the applications on 500 test images. ``:tiny`` is for tests. Rerunning the same command skips the runs and stages that finished (the study is resumable).
+the applications on 500 test images. ``:tiny`` is for tests. Rerunning the same command skips the
+runs and stages that finished (the study is resumable).
 """
 
 import ml_collections
