@@ -191,6 +191,7 @@ AXES = {
 }
 
 
+# the stage-time cards of gen_jax/study/runner.py (one per stage file of a run) and their headers
 STAGES = (("secs_training", "training and judging"), ("secs_applications", "applications"),
           ("secs_inception", "Inception FID"))
 
@@ -202,9 +203,10 @@ def _minutes(secs: float) -> str:
 def cost(cards: Sequence[Mapping[str, Any]]) -> list[str]:
   """The section on what the study cost: each family's wall-clock per stage (summed over its runs,
   from the runner's ``secs_*`` cards), in minutes, and the total; empty without those cards."""
-  if not any(c["metric"] == m for c in cards for m, _ in STAGES):
+  staged = [c for c in cards if c["metric"] in dict(STAGES)]
+  if not staged:
     return []
-  devices = sorted({f"{c.get('device_count', 1)} × {c.get('device_kind', '?')}" for c in cards
+  devices = sorted({f"{c.get('device_count', 1)} × {c.get('device_kind', '?')}" for c in staged
                     if c["metric"] == STAGES[0][0]})
   lines = ["## What the study cost", "",
            f"Wall-clock minutes of each stage, summed over the family's runs (start-up and "
@@ -212,13 +214,13 @@ def cost(cards: Sequence[Mapping[str, Any]]) -> list[str]:
            "| family | runs | " + " | ".join(h for _, h in STAGES) + " | total |",
            "|---|---|" + "---|" * (len(STAGES) + 1)]
   totals = [0.0] * len(STAGES)
-  for fam in families([c for c in cards if c["metric"] in dict(STAGES)]):
-    row = [sum(c["value"] for c in _by(cards, metric=m, model=fam)) for m, _ in STAGES]
-    runs = len(_by(cards, metric=STAGES[0][0], model=fam))
+  for fam in families(staged):
+    row = [sum(c["value"] for c in _by(staged, metric=m, model=fam)) for m, _ in STAGES]
+    runs = len(_by(staged, metric=STAGES[0][0], model=fam))
     totals = [t + r for t, r in zip(totals, row)]
     lines.append(f"| {fam} | {runs} | " + " | ".join(_minutes(v) if v else "—" for v in row)
                  + f" | {_minutes(sum(row))} |")
-  runs = len([c for c in cards if c["metric"] == STAGES[0][0]])
+  runs = len(_by(staged, metric=STAGES[0][0]))
   lines += [f"| **all** | {runs} | " + " | ".join(_minutes(v) for v in totals)
             + f" | **{_minutes(sum(totals))}** |", ""]
   return lines

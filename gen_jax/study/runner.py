@@ -60,7 +60,7 @@ import numpy as np
 
 from gen_jax import cards, checkpoint, compute, evaluate, writers
 from gen_jax import run as run_lib
-from gen_jax.study.report import APPLICATIONS
+from gen_jax.study.report import APPLICATIONS, STAGES
 
 # Sample-quality signals of a collapsed generator: fewer classes than this among the samples, or a
 # pixel standard deviation across samples below this (all samples alike).
@@ -69,9 +69,8 @@ LIKELIHOOD_KEYS = ("eval/nll_iwae", "eval/nll_ais", "eval/nll_bound", "eval/nll"
 RUN_FILE, APPS_FILE, INCEPTION_FILE = ("study_cards.jsonl", "study_apps_cards.jsonl",
                                       "study_inception_cards.jsonl")
 STAGE_FILES = (RUN_FILE, APPS_FILE, INCEPTION_FILE)   # a run is finished when it has the first
-# each stage's own wall-clock, start-up and compilation included: what the study cost
-STAGE_SECS = {RUN_FILE: "secs_training", APPS_FILE: "secs_applications",
-              INCEPTION_FILE: "secs_inception"}
+# each stage's own wall-clock card, start-up and compilation included: what the study cost
+STAGE_SECS = dict(zip(STAGE_FILES, (metric for metric, _ in STAGES), strict=True))
 
 
 def file_of(metric: str) -> str:
@@ -208,7 +207,7 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
   quality = dict(common, n_gen=study.num_samples, n_real=judge.num_real, real_split="test",
                  feature_network=judge.net.name, feature_network_sha256=judge.net.sha256)
   out = []
-  t0 = t_stage = time.time()
+  t0 = time.time()
   diverged = 0
   try:
     final = train.train_and_evaluate(config, workdir)
@@ -261,7 +260,7 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
     out += [cards.make("params", cost["params"], **common),
             cards.make("train_flops_per_image", cost["flops_per_image"], unit="FLOP", **common),
             cards.make("train_peak_memory", cost["peak_bytes"], unit="bytes", **common)]
-  out.append(_stage_secs(RUN_FILE, t_stage, **common,
+  out.append(_stage_secs(RUN_FILE, t0, **common,
                          notes="training, the loop's evaluation and judging the checkpoints"))
   cards.write(done, out)
   logging.info("study: %s finished in %.0f s", spec.name, wall)
@@ -366,6 +365,7 @@ def inception(study: ml_collections.ConfigDict, family: str, study_dir: pathlib.
     logging.warning("study: no Inception FID for the finalists: %s", e)
     return []
   config = run_config(study, spec)
+  common = _common(study, spec, config, command)
   t0 = time.time()
   try:
     runset, state = run_lib.restore(config, workdir)
@@ -383,8 +383,8 @@ def inception(study: ml_collections.ConfigDict, family: str, study_dir: pathlib.
                     feature_network_sha256=inception_lib.PARAMS_SHA256, secs=round(secs, 1),
                     notes=f"a finalist (the {study.inception_finalists} lowest domain-network FIDs)"
                           f"; {secs:.0f} s on {jax.devices()[0].platform}",
-                    **_common(study, spec, config, command))]
-  out.append(_stage_secs(INCEPTION_FILE, t0, **_common(study, spec, config, command)))
+                    **common)]
+  out.append(_stage_secs(INCEPTION_FILE, t0, **common))
   cards.write(done, out)
   logging.info("study: %s: Inception FID %.2f in %.0f s", spec.name, value, secs)
   return out
