@@ -88,7 +88,6 @@ def network_outputs(net: networks.FeatureNetwork, images: np.ndarray, *, batch_s
     shard = sharding.data_sharded(mesh, data_axis)
     n_dev = mesh.shape[data_axis]
     step = -(-batch_size // n_dev) * n_dev
-  fn = jax.jit(lambda x: net.apply(x.astype(jnp.float32) / 255.0))
   feats, probs = [], []
   for lo in range(0, len(images), step):
     x = images[lo:lo + step]
@@ -96,7 +95,8 @@ def network_outputs(net: networks.FeatureNetwork, images: np.ndarray, *, batch_s
     if n < step and mesh is not None:
       x = np.concatenate([x, np.zeros((step - n, *x.shape[1:]), x.dtype)])
     x = jax.device_put(x, shard) if shard is not None else x
-    f, p = jax.device_get(fn(x))
+    # net.apply is jitted once per network and shape (a fresh jit here would compile every call)
+    f, p = jax.device_get(net.apply(jnp.asarray(x, jnp.float32) / 255.0))
     feats.append(np.asarray(f[:n], np.float32))
     probs.append(np.asarray(p[:n], np.float32))
   return np.concatenate(feats), np.concatenate(probs)
@@ -112,8 +112,10 @@ def sample_quality_metrics(real_features: np.ndarray, fake_features: np.ndarray,
                             kid_subset_size=kid_subset_size, kid_num_subsets=kid_num_subsets,
                             seed=seed, mesh=mesh, data_axis=data_axis)
   out: dict[str, tuple[float, Optional[float]]] = {
-      "fid": (q["fid"], None), "kid": (q["kid_mean"], q["kid_std"]),
+      "fid": (q["fid"], None),
       **{m: (q[m], None) for m in ("precision", "recall", "density", "coverage")}}
+  if "kid_mean" in q:   # kid_num_subsets=0 skips it
+    out["kid"] = (q["kid_mean"], q["kid_std"])
   out["inception_score"] = classifier_lib.inception_score(fake_probs, num_splits=is_splits)
   modes = classifier_lib.mode_coverage(classifier_lib.label_histogram(fake_probs))
   out["mode_kl_to_uniform"] = (modes["kl_to_uniform"], None)

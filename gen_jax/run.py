@@ -108,11 +108,14 @@ def checkpointer(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
 
 def restore(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
             step: Optional[int] = None,
-            check: Optional[Callable[[Run], None]] = None) -> tuple[Run, Any]:
+            check: Optional[Callable[[Run], None]] = None,
+            run: Optional[Run] = None) -> tuple[Run, Any]:
   """(the run of ``config``, the state saved at ``step`` of ``<workdir>/checkpoints``, default the
   newest). Raises :class:`gen_jax.checkpoint.CheckpointError` if there is none. ``check(run)``
-  runs before the checkpoint is read (a command's clear error for a family it cannot serve)."""
-  run = build(config)
+  runs before the checkpoint is read (a command's clear error for a family it cannot serve).
+  ``run``: the run of ``config`` built before (restoring several steps then builds it, and
+  compiles its jitted functions, once)."""
+  run = build(config) if run is None else run
   if check is not None:
     check(run)
   ckpt = checkpointer(config, workdir, async_save=False)

@@ -192,3 +192,22 @@ def test_fid_parity_with_fid_helper_on_mnist(tfds_dir):
   assert ref_fid > 1.0  # two different MNIST splits: a non-trivial distance
   # Measured: 30.777540 (fid-helper, scipy sqrtm) vs 30.777528 (ours), max feature diff 2.8e-5.
   assert our_fid == pytest.approx(ref_fid, rel=1e-4)
+
+
+def test_features_split_the_images_into_the_fewest_equal_batches(monkeypatch):
+  """500 images at batch_size=200: three batches of 167 rows (1 padded), not three of 200 (100
+  padded); every image's row comes back in its place, the padding is dropped."""
+  shapes = []
+
+  def fake_apply(params, batch, **kwargs):
+    shapes.append(batch.shape[0])
+    return jnp.repeat(jnp.mean(batch.astype(jnp.float32), axis=(1, 2, 3))[:, None], 2048, axis=1)
+
+  monkeypatch.setattr(inception, "apply", fake_apply)
+  images = np.arange(500, dtype=np.uint8).reshape(500, 1, 1, 1) * np.ones((1, 4, 4, 1), np.uint8)
+  out = inception.features(images, params={}, batch_size=200)
+  assert shapes == [167, 167, 167]
+  np.testing.assert_array_equal(out[:, 0], np.arange(500, dtype=np.uint8).astype(np.float32))
+  shapes.clear()
+  inception.features(images[:400], params={}, batch_size=200)   # already even: no padding
+  assert shapes == [200, 200]

@@ -179,6 +179,9 @@ def test_sample_quality_bundles_all_feature_metrics():
   assert set(out) == {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
   np.testing.assert_allclose(out["fid"], _fid_reference(x, y), rtol=1e-9)
   assert out["precision"] == prdc.prdc(x, y, block_size=32)["precision"]
+  without_kid = sample_quality.sample_quality(x, y, kid_num_subsets=0, block_size=32)
+  assert set(without_kid) == set(out) - {"kid_mean", "kid_std"}
+  assert all(without_kid[k] == out[k] for k in without_kid)
 
 
 # Classifier scores -----------------------------------------------------------------------------

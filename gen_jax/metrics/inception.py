@@ -298,19 +298,22 @@ def features(images, *, params=None, batch_size: int = 200, mesh: Mesh | None = 
              precision=jax.lax.Precision.HIGHEST, log_every_secs: float = 60.0) -> np.ndarray:
   """(N, 2048) float32 NumPy features of a host (N, H, W, C) image array, streamed in batches.
 
-  Every batch is padded to ``batch_size`` rows (one compilation; padded rows are dropped), put on
-  the device(s) -- split over ``mesh``'s ``data_axis`` when given, with the parameters replicated
-  -- and the next batch is dispatched before the previous one is fetched, so the host copy
+  The images are split into as few batches of at most ``batch_size`` rows as can hold them, of one
+  size (500 images: three of 167 rows, not 200); the last is padded to it (one compilation;
+  padded rows are dropped). Each batch is put on the device(s) -- split over ``mesh``'s
+  ``data_axis`` when given, with the parameters replicated -- and the next batch is dispatched before the previous one is fetched, so the host copy
   overlaps the device work. ``params`` defaults to ``load_params()``. Progress is logged every
   ``log_every_secs``.
   """
   params = load_params() if params is None else params
   n = images.shape[0]
+  shards = 1 if mesh is None else mesh.shape[data_axis]
+  if batch_size % shards:
+    raise ValueError(f"batch_size={batch_size} is not a multiple of the {shards} devices of "
+                     f"mesh axis {data_axis!r}.")
+  per_batch = -(-n // max(1, -(-n // batch_size)))   # ceil(n / the fewest batches)
+  batch_size = max(shards, -(-per_batch // shards) * shards)
   if mesh is not None:
-    shards = mesh.shape[data_axis]
-    if batch_size % shards:
-      raise ValueError(f"batch_size={batch_size} is not a multiple of the {shards} devices of "
-                       f"mesh axis {data_axis!r}.")
     params = jax.device_put(params, NamedSharding(mesh, P()))
     in_sharding = NamedSharding(mesh, P(data_axis))
   else:
@@ -320,11 +323,12 @@ def features(images, *, params=None, batch_size: int = 200, mesh: Mesh | None = 
   pending = None
   t0, last_log = time.time(), time.time()
   for start in range(0, n, batch_size):
-    if start and time.time() - last_log >= log_every_secs:   # ~5 images/s on a 2-core CPU
+    done = max(0, start - batch_size)   # the batch before this one is still being computed
+    if done and time.time() - last_log >= log_every_secs:   # ~2.5 images/s on a 2-core CPU
       last_log = time.time()
-      rate = start / (last_log - t0)
-      logging.info("Inception features: %d/%d images | %.1f images/s | ETA %.0f min", start, n,
-                   rate, (n - start) / rate / 60)
+      rate = done / (last_log - t0)
+      logging.info("Inception features: %d/%d images | %.1f images/s | ETA %.0f min", done, n,
+                   rate, (n - done) / rate / 60)
     batch = np.asarray(images[start:start + batch_size])
     rows = batch.shape[0]
     if rows < batch_size:

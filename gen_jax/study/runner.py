@@ -114,7 +114,9 @@ def specs(study: ml_collections.ConfigDict) -> list[RunSpec]:
 
 def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collections.ConfigDict:
   """The training config of one run: the family's config file with the study's overrides, seed,
-  scaled learning rates and batch, the images budget and the evaluation cadence."""
+  scaled learning rates and batch, the images budget and the evaluation cadence; the family's
+  likelihood bound capped at ``study.iwae_k`` importance samples, and a GAN's own end-of-run
+  Inception Score (final_metrics.json, not a study card) on at most ``study.num_samples``."""
   import configs  # pylint: disable=import-outside-toplevel  (the repository's config files)
   entry = study.families[spec.family]
   config = configs.load(entry.config)
@@ -144,6 +146,8 @@ def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collection
   config.tensorboard = False
   if "iwae_k" in config.eval:
     config.eval.iwae_k = min(config.eval.iwae_k, study.iwae_k)
+  if "is_num_samples" in config.eval:   # a GAN's own end-of-run Inception Score (not the study's)
+    config.eval.is_num_samples = min(config.eval.is_num_samples, study.num_samples)
   for key, value in study.run_overrides:
     configs.set_field(config, key, value, if_present=True)
   return config
@@ -164,19 +168,23 @@ class Judge:
   def __call__(self, images: np.ndarray) -> dict[str, float]:
     fake_f, fake_p = evaluate.network_outputs(self.net, images)
     m = evaluate.sample_quality_metrics(self.real_features, fake_f, fake_p, seed=self.seed,
-                                        kid_subset_size=min(1000, len(images)))
+                                        kid_num_subsets=0)   # the study reports no KID
     out = {k: float(m[k][0]) for k in ("fid", "precision", "recall", "inception_score",
                                        "modes_covered")}
     out["pixel_std"] = float((images.astype(np.float32) / 255.0).std(axis=0).mean())
     return out
 
 
-def _samples(run, state, num: int, seed: int) -> np.ndarray:
-  """``num`` samples as uint8 (a conditional family's: the classes in turn)."""
-  fn = run.family.sample
-  if run.family.num_classes:
-    fn = lambda s, k, n: run.family.sample(s, k, n, jax.numpy.arange(n) % run.family.num_classes)
-  return evaluate.generate(fn, state, jax.random.PRNGKey(seed), num, 500)
+def _sampler(run):
+  """The family's sample function (a conditional family's: the classes in turn); one per run, so
+  that drawing from each of its checkpoints compiles it once."""
+  fn, classes = run.family.sample, run.family.num_classes
+  return (lambda s, k, n: fn(s, k, n, jax.numpy.arange(n) % classes)) if classes else fn
+
+
+def _samples(sampler, state, num: int, seed: int) -> np.ndarray:
+  """``num`` samples of ``sampler`` (:func:`_sampler`) as uint8."""
+  return evaluate.generate(sampler, state, jax.random.PRNGKey(seed), num, 500)
 
 
 def _common(study, spec: RunSpec, config, command: Optional[str]) -> dict[str, Any]:
@@ -220,12 +228,13 @@ def run(study: ml_collections.ConfigDict, spec: RunSpec, study_dir: pathlib.Path
   ckpt = run_lib.checkpointer(config, workdir, async_save=False)
   steps = ckpt.all_steps()
   ckpt.close()
-  curve, last, runset = [], None, None
+  curve, last, runset, sampler = [], None, None, None
   for step in steps:
-    runset, state = run_lib.restore(config, workdir, step=step)
+    runset, state = run_lib.restore(config, workdir, step=step, run=runset)
     if runset.family.sample is None:   # the AE: no samples, so no sample quality
       continue
-    images = _samples(runset, state, study.num_samples, study.sample_seed)
+    sampler = sampler or _sampler(runset)
+    images = _samples(sampler, state, study.num_samples, study.sample_seed)
     q = judge(images)
     rate = next((r["train/steps_per_sec"] for r in rates if r["step"] == step), None)
     secs = step / rate if rate else None
@@ -373,7 +382,7 @@ def inception(study: ml_collections.ConfigDict, family: str, study_dir: pathlib.
     logging.warning("study: %s has no checkpoint for its Inception FID (%s)", spec.name, e)
     return []
   real, _ = evaluate.real_images(study.dataset, "test", study.inception_num, seed=study.sample_seed)
-  fake = _samples(runset, state, study.inception_num, study.sample_seed)
+  fake = _samples(_sampler(runset), state, study.inception_num, study.sample_seed)
   feats = [evaluate.cached_inception_features(x, params=params) for x in (real, fake)]
   value = float(fid_lib.fid(*feats))
   secs = time.time() - t0
