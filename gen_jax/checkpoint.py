@@ -47,6 +47,13 @@ class Checkpointer:
   def restore(self, state_like: Any, step: Optional[int] = None) -> Any:
     """The state saved at ``step`` (default: the newest), shaped and sharded like ``state_like``."""
     step = self.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f"no checkpoint in {self.directory}: train first, or point "
+                            "--workdir at a finished run.")
+    if step not in self.all_steps():
+      raise CheckpointError(
+          f"no checkpoint of step {step} in {self.directory}: it holds steps "
+          f"{self.all_steps()}; pick one of them (or train to that step first).")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
     try:
       restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))

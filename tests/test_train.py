@@ -153,6 +153,22 @@ def test_unreadable_checkpoint_is_a_clear_error_and_older_ones_stay(tfds_dir, tm
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["10", "20"]
 
 
+def test_restoring_a_step_that_was_not_saved_names_the_saved_ones(tmp_path):
+  state = {"w": np.arange(3.0, dtype=np.float32)}
+  ckpt = checkpoint.Checkpointer(tmp_path / "c", async_save=False)
+  for step in (25, 50):
+    ckpt.save(step, state)
+  with pytest.raises(checkpoint.CheckpointError, match=r"no checkpoint of step 150 .* holds steps "
+                                                       r"\[25, 50\]"):
+    ckpt.restore(state, 150)
+  np.testing.assert_array_equal(ckpt.restore(state, 50)["w"], state["w"])
+  ckpt.close()
+  empty = checkpoint.Checkpointer(tmp_path / "empty", async_save=False)
+  with pytest.raises(checkpoint.CheckpointError, match="no checkpoint in .*train first"):
+    empty.restore(state)
+  empty.close()
+
+
 def _launch(args, xla_flags=""):
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
   return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env,
