@@ -199,15 +199,16 @@ def test_features_split_the_images_into_the_fewest_equal_batches(monkeypatch):
   padded); every image's row comes back in its place, the padding is dropped."""
   shapes = []
 
-  def fake_apply(params, batch, **kwargs):
+  def fake_apply(params, batch, **kwargs):   # features: the two pixels, then zeros
     shapes.append(batch.shape[0])
-    return jnp.repeat(jnp.mean(batch.astype(jnp.float32), axis=(1, 2, 3))[:, None], 2048, axis=1)
+    return jnp.pad(batch.reshape(batch.shape[0], 2).astype(jnp.float32), ((0, 0), (0, 2046)))
 
   monkeypatch.setattr(inception, "apply", fake_apply)
-  images = np.arange(500, dtype=np.uint8).reshape(500, 1, 1, 1) * np.ones((1, 4, 4, 1), np.uint8)
+  index = np.arange(500)
+  images = np.stack([index % 256, index // 256], axis=1).astype(np.uint8).reshape(500, 1, 2, 1)
   out = inception.features(images, params={}, batch_size=200)
   assert shapes == [167, 167, 167]
-  np.testing.assert_array_equal(out[:, 0], np.arange(500, dtype=np.uint8).astype(np.float32))
+  np.testing.assert_array_equal(out[:, 0] + 256 * out[:, 1], index)   # each image in its row
   shapes.clear()
   inception.features(images[:400], params={}, batch_size=200)   # already even: no padding
   assert shapes == [200, 200]
