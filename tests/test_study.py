@@ -58,7 +58,7 @@ def synthetic_cards():
   out = []
   for seed, fid in ((0, 10.0), (1, 10.0)):
     out += [_card("fid", fid, "steady", seed, step=400), _card("precision", 0.8, "steady", seed)]
-    out += [_card("fid_curve", v, "steady", seed, step=s, secs=s / 10)
+    out += [_card("fid_curve", v, "steady", seed, step=s, secs=5 + s / 10)   # 5 s compiling
             for s, v in ((100, 80.0), (200, 40.0), (300, 20.0), (400, 10.0))]
   for seed, fid in ((0, 8.0), (1, 12.0)):
     out += [_card("fid", fid, "wobbly", seed, step=400), _card("precision", 0.9, "wobbly", seed)]
@@ -96,9 +96,13 @@ def test_summary_of_synthetic_cards():
   assert math.isinf(s["wobbly"]["fid_lr_sensitivity"].mean)      # its x3 run diverged
   assert s["steady"]["failure_rate"].mean == 0.0
   assert s["wobbly"]["failure_rate"].mean == pytest.approx(1 / 3)
-  # steady reaches 2 x 10 = 20 at step 300 (30 s); wobbly reaches 2 x final at step 100 (5 s)
+  # steady reaches 2 x 10 = 20 at step 300 (35 s); wobbly reaches 2 x final at step 100 (5 s)
   assert s["steady"]["steps_to_threshold"] == Estimate(300.0, 0.0, 2)
-  assert s["steady"]["secs_to_threshold"].mean == 30.0
+  assert s["steady"]["secs_to_threshold"].mean == 35.0
+  # 300 steps of 100 images in the 30 s between the first and last checkpoints (the 5 s of
+  # compilation before the first left out: 40,000 images in 45 s would be 889/s)
+  assert s["steady"]["steady_images_per_sec"] == Estimate(1000.0, 0.0, 2)
+  assert s["wobbly"]["steady_images_per_sec"].mean == pytest.approx(2000.0)
   assert s["wobbly"]["steps_to_threshold"].mean == 100.0
   # second half of the curve: steady 20 -> 10, wobbly 2f -> f: both |log 2|
   assert s["steady"]["fid_oscillation"].mean == pytest.approx(math.log(2))

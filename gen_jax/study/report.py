@@ -30,6 +30,8 @@ DERIVED = {
     "fid_oscillation": "mean |change of log FID| between evaluations in the second half of training",
     "secs_to_threshold": "loop wall-clock until FID first reaches twice its final value",
     "steps_to_threshold": "train steps until FID first reaches twice its final value",
+    "steady_images_per_sec": "training images/s between the first and the last kept checkpoint "
+                             "(the loop's images/s counts its first chunk's compilation)",
     "total_train_tflops": "training FLOPs per image x images trained, in TFLOP",
 }
 
@@ -54,6 +56,14 @@ def _curves(cards: Sequence[Mapping[str, Any]], family: str, base_only: bool = T
     if _is_base(c) or not base_only:
       out[_seed(c)].append((c["step"], c.get("secs"), c["value"]))
   return {s: sorted(v) for s, v in sorted(out.items())}
+
+
+def _steady_rate(curve, batch_size: Optional[int]) -> Optional[float]:
+  """Images/s between the curve's first and last points with a clock (compilation excluded)."""
+  timed = [(step, secs) for step, secs, _ in curve if secs is not None]
+  if not batch_size or len(timed) < 2 or timed[-1][1] <= timed[0][1]:
+    return None
+  return (timed[-1][0] - timed[0][0]) * batch_size / (timed[-1][1] - timed[0][1])
 
 
 def _threshold(curve, final: float) -> tuple[Optional[int], Optional[float]]:
@@ -122,11 +132,15 @@ def summarize(cards: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Estimat
     if runs:
       s["failure_rate"] = Estimate(sum(runs.values()) / len(runs), 0.0, len(runs))
     finals = {_seed(c): c["value"] for c in _by(base, metric="fid")}
-    osc, secs, steps = [], [], []
+    batches = {_seed(c): c.get("batch_size") for c in _by(base, metric="fid_curve")}
+    osc, secs, steps, steady = [], [], [], []
     for seed, curve in _curves(cards, fam).items():
       o = _oscillation(curve)
       if o is not None:
         osc.append(o)
+      rate = _steady_rate(curve, batches.get(seed))
+      if rate is not None:
+        steady.append(rate)
       if seed in finals:
         st, se = _threshold(curve, finals[seed])
         if st is not None:
@@ -134,7 +148,7 @@ def summarize(cards: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Estimat
         if se is not None:
           secs.append(se)
     for name, values in (("fid_oscillation", osc), ("secs_to_threshold", secs),
-                         ("steps_to_threshold", steps)):
+                         ("steps_to_threshold", steps), ("steady_images_per_sec", steady)):
       if values:
         s[name] = Estimate.of(values)
     if "train_flops_per_image" in s:
@@ -178,6 +192,7 @@ AXES = {
                   ("failure_rate", "failed runs ↓", 1, 2),
                   ("fid_oscillation", "oscillation ↓", 1, 2)],
     "Speed": [("train_images_per_sec", "train images/s ↑", 1, 4),
+              ("steady_images_per_sec", "images/s after the first checkpoint ↑", 1, 4),
               ("secs_to_threshold", "s to 2× final FID ↓", 1, 3),
               ("steps_to_threshold", "steps to 2× final FID ↓", 1, 3),
               ("wall_secs", "run wall-clock (s)", 1, 3)],
