@@ -48,8 +48,9 @@ class Checkpointer:
     """The state saved at ``step`` (default: the newest), shaped and sharded like ``state_like``."""
     step = self.latest_step() if step is None else step
     if step is None:
-      raise CheckpointError(f"no checkpoint in {self.directory}: train first, or point "
-                            "--workdir at a finished run.")
+      raise CheckpointError(f"no checkpoint in {self.directory}: train first (python launch.py "
+                            "--config=... --workdir=<the same folder>), or point --workdir at a "
+                            "finished run.")
     if step not in self.all_steps():
       raise CheckpointError(
           f"no checkpoint of step {step} in {self.directory}: it holds steps "

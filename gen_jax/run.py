@@ -119,11 +119,7 @@ def restore(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   if check is not None:
     check(run)
   ckpt = checkpointer(config, workdir, async_save=False)
-  try:
-    if ckpt.latest_step() is None:
-      raise checkpoint.CheckpointError(
-          f"no checkpoint in {ckpt.directory}: train first (python launch.py --config=... "
-          "--workdir=<the same folder>), or point --workdir at a finished run.")
+  try:   # no checkpoint (or none of ``step``): the checkpointer's CheckpointError names the fix
     return run, ckpt.restore(abstract_state(run), step)
   finally:
     ckpt.close()
