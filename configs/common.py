@@ -35,7 +35,10 @@ def base() -> ml_collections.ConfigDict:
   c.tensorboard = True
   c.eval = ml_collections.ConfigDict(dict(
       batch_size=1000,
-      every_steps=0,         # 0: at every epoch end (and always at the last step)
+      every_steps=0,         # 0: at every epoch end (and at the last step, unless at_end=False)
+      at_end=True,           # False: no test-split evaluation at the last step unless the
+                             # family's final metrics read it (the RBM's, DBN's); the study's
+                             # runs, which judge their checkpoints themselves
       binarize_seed=0,       # the test split is binarized once, with this seed
       num_images=64,         # images in the sample and reconstruction grids (0: no grids)
       iwae_k=1000,           # importance samples of the final likelihood bound (0: skip it)

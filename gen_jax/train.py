@@ -192,6 +192,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   logging.info("training %s on %s: %d steps (%d epochs of %d), batch %d, %d device(s) on mesh %s",
                config.model.family, config.dataset.name, total_steps, config.num_epochs,
                steps_per_epoch, config.batch_size, mesh.size, dict(mesh.shape))
+  # The test metrics at the last step: always, unless eval.at_end is off and nothing reads them.
+  eval_at_end = config.eval.at_end or family.final_metrics_read_eval
   t_start, step_start, last_log, last_eval = time.time(), step, 0.0, None
   try:
     while step < total_steps:
@@ -224,7 +226,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         logging.info("step %d/%d (%.0f%%) | %.0f steps/s | ETA %s | train/loss %.4f", step,
                      total_steps, 100 * step / total_steps, rate,
                      writers.format_eta((total_steps - step) / max(rate, 1e-9)), metrics["loss"])
-      if step % eval_every == 0 or is_last:
+      if (step % eval_every == 0 and not is_last) or (is_last and eval_at_end):
         last_eval = _evaluate_and_write(state, run, eval_fns, writer, config, step)
       if step % ckpt_every == 0 or is_last:
         ckpt.save(step, state)
@@ -235,9 +237,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         return {"preempted": True, "step": step}
     ckpt.save(step, state)
     ckpt.wait()
-    if last_eval is None:  # resumed after the last step: evaluate the restored state once more
+    if eval_at_end and last_eval is None:  # resumed after the last step: evaluate it once more
       last_eval = _evaluate_and_write(state, run, eval_fns, writer, config, step)
-    final = _final_metrics(state, run, config, writer, workdir, step, last_eval)
+    # final metrics hold the last step's test metrics only (not an earlier epoch's)
+    final = _final_metrics(state, run, config, writer, workdir, step,
+                           last_eval if eval_at_end else {})
   finally:
     preemption.restore()
     ckpt.close()

@@ -409,6 +409,14 @@ def test_loop_reports_the_ais_nll_and_resumes_persistent_chains_bit_identically(
     np.testing.assert_array_equal(a, b)
 
 
+def test_eval_at_end_off_still_evaluates_where_the_ais_nll_reads_it(tfds_dir, tmp_path):
+  config = _tiny_rbm_config(num_steps=10, **{"eval.at_end": False, "eval.num_images": 0})
+  assert rbm_steps.from_config(config, (28, 28, 1)).final_metrics_read_eval
+  final = train.train_and_evaluate(config, str(tmp_path))
+  assert final["eval/nll_ais"] == pytest.approx(final["eval/free_energy"] + final["eval/log_z"],
+                                                abs=1e-3)
+
+
 @pytest.mark.slow   # the loop's own tests cover the mechanism for the VAE (test_train)
 def test_one_and_eight_devices_give_the_same_rbm_losses(tfds_dir, tmp_path):
   rows = {}

@@ -99,6 +99,15 @@ def test_no_grids_when_eval_num_images_is_0(tfds_dir, tmp_path):
   assert list(tmp_path.glob("*.png")) == []
 
 
+def test_eval_at_end_off_skips_the_last_test_evaluation_but_not_the_bound(tfds_dir, tmp_path):
+  final = train.train_and_evaluate(tiny_config(**{"eval.at_end": False}), str(tmp_path))
+  # the epoch-cadence evaluation at step 10 stays; none at step 20, and the final metrics carry
+  # no test metric of step 10 as if it were the last step's
+  assert [r["step"] for r in _rows(tmp_path) if "eval/neg_elbo" in r] == [10]
+  assert "eval/neg_elbo" not in final and final["step"] == 20
+  assert np.isfinite(final["eval/nll_iwae"]) and final["eval/iwae_k"] == 4
+
+
 @pytest.mark.heavy
 def test_stopped_and_resumed_run_is_bit_identical(tfds_dir, tmp_path):
   check_resume(tiny_config, tmp_path)

@@ -215,14 +215,14 @@ def outputs(net: FeatureNetwork, images, *, batch_size: int = 1000) -> tuple[np.
                        "uint8 pixels (0..255) as uint8, or divide by 255.")
   else:
     raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}.")
-  fn = jax.jit(lambda x: net.apply(x.astype(jnp.float32) * scale))
   feats, probs = [], []
   for lo in range(0, len(images), batch_size):
     x = images[lo:lo + batch_size]
     n = len(x)
     if n < batch_size:
       x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
-    f, p = jax.device_get(fn(x))
+    # scaled on the host, so the jitted network compiles once per batch shape, not once per call
+    f, p = jax.device_get(net.apply(np.asarray(x, np.float32) * np.float32(scale)))
     feats.append(np.asarray(f[:n], np.float32))
     probs.append(np.asarray(p[:n], np.float32))
   if not feats:

@@ -26,6 +26,7 @@ each a metric card with the feature source (``features``) and its dimension (``d
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 import time
@@ -54,12 +55,19 @@ def labelled_split(name: str, split: str, *, num: int = 0, data_dir: Optional[st
   return np.asarray(images, np.float32) / ds.max_value, np.asarray(labels)
 
 
+@functools.lru_cache(maxsize=32)
+def _jitted(fn: Callable, flatten: bool) -> Callable:
+  """One jitted wrapper per (function, flatten): a caller that decodes several codes with the same
+  ``fn`` (compress: one decode per quantisation step) traces and compiles it once, not per call."""
+  return jax.jit(lambda s, x: fn(s, x).reshape(x.shape[0], -1) if flatten else fn(s, x))
+
+
 def features(fn: Callable, state, images: np.ndarray, *, batch_size: int,
              flatten: bool = True) -> np.ndarray:
   """``fn(state, x)`` of float images, ``batch_size`` at a time (one compiled shape), flattened
   to (n, d) float32 NumPy (unless not ``flatten``). A short last batch is padded with its own images, not zeros, so that
   features read with batch statistics (a batch-norm discriminator) stay those of real images."""
-  jitted = jax.jit(lambda s, x: fn(s, x).reshape(x.shape[0], -1) if flatten else fn(s, x))
+  jitted = _jitted(fn, flatten)
   out = []
   for lo in range(0, len(images), batch_size):
     chunk = images[lo:lo + batch_size]

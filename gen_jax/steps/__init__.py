@@ -62,6 +62,9 @@ class Family:
     final_metrics(state, eval_metrics) -> {name: float}: extra metrics computed once at the end of a
       run from the final state and the last test metrics (the RBM's AIS log Z and test NLL). Runs
       on the host (it jits what it needs); its keys are namespaced ('eval/...').
+    final_metrics_read_eval: whether ``final_metrics`` reads the last test metrics (the RBM's and
+      DBN's add log Z to the test free energy), so that the loop evaluates at the last step even
+      with ``eval.at_end=False``; a GAN's (sample scores) does not.
 
   State layout, the same for every family (:class:`gen_jax.state.TrainState`):
   ``params[net]`` holds a network's trainable parameters (the Flax ``"params"`` collection for a
@@ -87,6 +90,7 @@ class Family:
   inpaint_method: Optional[str] = None
   num_classes: int = 0
   final_metrics: Optional[Callable] = None
+  final_metrics_read_eval: bool = False
 
   def __post_init__(self):
     if (self.inpaint is None) != (self.inpaint_method is None):

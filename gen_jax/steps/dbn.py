@@ -252,4 +252,5 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       final_metrics=(p(final_metrics, rbm1=rbm1, rbm2=rbm2, num_runs=a.num_runs,
                        num_betas=a.num_betas, schedule=a.schedule, seed=a.seed,
                        first_layer=a.first_layer) if a.num_runs else None),
+      final_metrics_read_eval=True,
   )

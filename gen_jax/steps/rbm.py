@@ -275,4 +275,5 @@ def from_config(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -
       inpaint_method=f"clamped Gibbs ({config.apps.num_steps} sweeps)",
       final_metrics=(p(final_metrics, rbm=rbm, num_runs=a.num_runs, num_betas=a.num_betas,
                        schedule=a.schedule, seed=a.seed) if a.num_runs else None),
+      final_metrics_read_eval=True,
   )

@@ -4,8 +4,8 @@ The grid (:func:`specs`): every family at every seed of ``study.seeds``; the lea
 (``study.lr_scales``, every learning rate of the config multiplied) and the batch sweep
 (``study.batch_scales``) at the first seed. Every run trains on the same number of images
 (``study.budget_images``) and keeps ``study.num_evals`` evenly spaced checkpoints, each judged by
-the same sample-quality protocol (:class:`Judge`); the loop itself evaluates on the test split once,
-at the end.
+the same sample-quality protocol (:class:`Judge`); the loop itself evaluates on the test split only
+at the end, and only where the family's likelihood reads it (``eval.at_end=False``).
 
 Each run writes ``<study_dir>/runs/<name>/study_cards.jsonl`` when it is complete; a run whose file
 exists is skipped, so an interrupted study continues where it stopped. The cards of a run:
@@ -137,9 +137,11 @@ def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collection
     config.model.layer1_steps = config.num_steps // 2
   if config.optimizer.decay_steps:
     config.optimizer.decay_steps = config.num_steps // (2 if "layer1_steps" in config.model else 1)
-  # The loop evaluates on the test split once, at the end (its likelihood); the quality curve
-  # comes from the kept checkpoints (run()), so the loop's clock holds training alone.
+  # The quality curve comes from the kept checkpoints (run()) and the likelihood from the final
+  # metrics (IWAE bound, AIS), so the loop's test-split evaluation runs only where those read it
+  # (the RBM's and DBN's free energy): no GAN's discriminator statistics on 10,000 test images.
   config.eval.every_steps = config.num_steps
+  config.eval.at_end = False
   config.checkpoint.every_steps = every
   config.checkpoint.max_to_keep = study.num_evals + 1
   config.steps_per_dispatch = min(config.steps_per_dispatch, every)
