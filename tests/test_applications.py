@@ -339,6 +339,20 @@ def test_cas_of_a_perfect_and_of_a_class_blind_generator(mnist_subset):
   assert blind["real"] == perfect["real"]     # the same seed and data: the same reference
 
 
+def test_cas_classifier_is_an_mlp_or_a_small_cnn_named_for_the_cards():
+  mlp = conditional.classifier_model(512, 10)
+  cnn = conditional.classifier_model(128, 10, (16, 32))
+  assert conditional.classifier_name(mlp, 784) == "MLP 784-512-10"
+  assert conditional.classifier_name(cnn, 784) == "CNN conv16-pool-conv32-pool-128-10"
+  x = jnp.zeros((2, 28, 28, 1))
+  params = cnn.init(jax.random.PRNGKey(0), x)["params"]
+  # two 3x3 convolutions (1 -> 16 -> 32 channels), each pooled (28 -> 14 -> 7), then 7*7*32 -> 128
+  assert [params[f"Conv_{i}"]["kernel"].shape for i in (0, 1)] == [(3, 3, 1, 16), (3, 3, 16, 32)]
+  assert params["Dense_0"]["kernel"].shape == (7 * 7 * 32, 128)
+  assert cnn.apply({"params": params}, x).shape == (2, 10)
+  assert "Conv_0" not in mlp.init(jax.random.PRNGKey(0), x)["params"]
+
+
 def test_acgan_samples_the_requested_class_code_and_learns_real_labels():
   config = tiny_config("acgan_mnist")
   config.model.arch = "mlp"          # the DCGAN's networks would only slow the test down

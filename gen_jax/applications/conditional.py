@@ -4,8 +4,9 @@
   the classes in turn, with their labels;
 * :func:`class_accuracy`: the domain classifier's accuracy on them, per requested class;
 * :func:`train_classifier` / :func:`test_accuracy`: a classifier trained from scratch in JAX
-  (:mod:`gen_jax.steps.classifier` on an MLP :class:`gen_jax.models.classifier.CNN` -- convolutions
-  are slow on XLA:CPU -- with Adam, random minibatches of a fixed budget of steps);
+  (:mod:`gen_jax.steps.classifier` on :class:`gen_jax.models.classifier.CNN`: an MLP by default --
+  convolutions are slow on XLA:CPU -- or a small CNN, ``apps.cas_convs``; Adam, random minibatches
+  of a fixed budget of steps);
 * :func:`classification_accuracy_scores`: Ravuri & Vinyals 2019's classification accuracy score
   (CAS: trained on generated images only, tested on the real test split) next to the same
   classifier trained on as many real images, and the semi-supervised question -- does adding the
@@ -15,7 +16,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -44,9 +45,19 @@ def class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int) 
   return np.array([np.mean(predicted[labels == c] == c) for c in range(num_classes)])
 
 
-def classifier_model(hidden: int, num_classes: int) -> CNN:
-  """The CAS classifier: flatten, one ReLU layer of ``hidden`` units, softmax over the classes."""
-  return CNN(stages=(), extra_pools=0, hidden=hidden, num_classes=num_classes)
+def classifier_model(hidden: int, num_classes: int, convs: Sequence[int] = ()) -> CNN:
+  """The CAS classifier: ``convs`` stages of one 3x3 ReLU convolution and a 2x2 max pool each
+  (none: an MLP), flatten, one ReLU layer of ``hidden`` units, softmax over the classes."""
+  return CNN(stages=tuple((int(c),) for c in convs), extra_pools=0, hidden=hidden,
+             num_classes=num_classes)
+
+
+def classifier_name(model: CNN, num_inputs: int) -> str:
+  """'MLP 784-512-10' or 'CNN conv16-pool-conv32-pool-128-10', for the cards."""
+  if not model.stages:
+    return f"MLP {num_inputs}-{model.hidden}-{model.num_classes}"
+  convs = "-".join(f"conv{c}-pool" for (c,) in model.stages)
+  return f"CNN {convs}-{model.hidden}-{model.num_classes}"
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, *, model: CNN, num_steps: int,

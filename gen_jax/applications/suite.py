@@ -300,9 +300,9 @@ def conditional_cards(family, state, config: ml_collections.ConfigDict,
   name = dataset_of(config)
   ds = data.info(name)
   train_x, train_y = training_images(config)
+  classifier = conditional.classifier_model(a.cas_hidden, family.num_classes, a.cas_convs)
   scores = conditional.classification_accuracy_scores(
-      (images, labels), (train_x, np.asarray(train_y)), test,
-      model=conditional.classifier_model(a.cas_hidden, family.num_classes),
+      (images, labels), (train_x, np.asarray(train_y)), test, model=classifier,
       num_steps=a.cas_steps, batch_size=a.cas_batch_size, learning_rate=a.cas_learning_rate,
       few_labels=a.few_labels, seed=a.seed)
   secs = time.time() - t0
@@ -315,8 +315,9 @@ def conditional_cards(family, state, config: ml_collections.ConfigDict,
     who = model if "generated" in key or key == "cas" else f"real {ds.train_split} ({name})"
     out.append(cards.make(
         f"cas_{key}" if key != "cas" else "cas", value, unit="fraction", model=who, seeds=seeds,
-        secs=round(secs, 1), method=f"MLP 784-{a.cas_hidden}-{family.num_classes}, {a.cas_steps} "
-                                    f"Adam steps of {a.cas_batch_size}",
+        secs=round(secs, 1),
+        method=f"{conditional.classifier_name(classifier, int(np.prod(images.shape[1:])))}, "
+               f"{a.cas_steps} Adam steps of {a.cas_batch_size}",
         notes=f"test accuracy on the real {ds.test_split} split of a classifier {what[key]}",
         **dict(common, n_gen=len(images) if who == model else None)))
     logging.info("classifier %s: %.2f %% on the real test split", what[key], 100 * value)
