@@ -11,10 +11,10 @@ each requested class and the classification accuracy score (a classifier trained
 images only, tested on the real test split).
 """
 
-from configs import dcgan_mnist, gan_common
+from configs import common, dcgan_mnist, gan_common
 
 
 def get_config(arg=None):
   c = dcgan_mnist.get_config()
   c.model.class_weight = 1.0
-  return gan_common.finish(c, arg)
+  return gan_common.finish(common.conditional_apps(c), arg)

@@ -17,4 +17,4 @@ def get_config(arg=None):
   c.model.num_classes = 10
   c.eval.iwae_k = 0              # the IWAE bound of the unconditional p(x) does not apply
   c.eval.iwae_ks = ()
-  return common.finish(c, arg)
+  return common.finish(common.conditional_apps(c), arg)

@@ -300,7 +300,8 @@ def conditional_cards(family, state, config: ml_collections.ConfigDict,
   name = dataset_of(config)
   ds = data.info(name)
   train_x, train_y = training_images(config)
-  classifier = conditional.classifier_model(a.cas_hidden, family.num_classes, a.cas_convs)
+  classifier = conditional.classifier_model(a.cas_hidden, family.num_classes,
+                                            a.get("cas_convs", ()))   # common.conditional_apps
   scores = conditional.classification_accuracy_scores(
       (images, labels), (train_x, np.asarray(train_y)), test, model=classifier,
       num_steps=a.cas_steps, batch_size=a.cas_batch_size, learning_rate=a.cas_learning_rate,
