@@ -147,6 +147,26 @@ def test_run_config_scales_the_learning_rates_and_batch_and_spends_the_budget():
   assert beta.model.beta == 4.0 and beta.batch_size == 64
 
 
+@pytest.mark.parametrize("name", ["study_mnist", "study_fashion_mnist"])
+def test_every_family_of_both_study_configs_builds_on_its_dataset(name):
+  from gen_jax import steps  # pylint: disable=import-outside-toplevel
+  study_cfg = configs_lib.load(f"{name}:quick")
+  dataset = "fashion_mnist" if "fashion" in name else "mnist"
+  assert study_cfg.dataset == dataset
+  for family in study_cfg.families:
+    config = runner.run_config(study_cfg, runner.RunSpec(family, 0))
+    # each family trains on the study's images (MNIST's statically binarized copy for the MNIST
+    # RBM and DBN), a GAN's own scores use that dataset's classifier, and it builds from its run
+    # config, before any training time is spent
+    allowed = (dataset, "binarized_mnist") if dataset == "mnist" else (dataset,)
+    assert config.dataset.name in allowed, (family, config.dataset.name)
+    if config.eval.get("classifier"):
+      assert config.eval.classifier == dataset.replace("_", "-") + "-cnn-v1", family
+    assert config.eval.at_end is False
+    built = steps.get(config.model.family).from_config(config, (28, 28, 1))
+    assert built.train_step is not None, family
+
+
 def test_the_grid_has_seeds_then_sweeps():
   s = study_mnist.get_config("quick")
   names = [spec.name for spec in runner.specs(s)]
