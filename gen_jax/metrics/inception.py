@@ -302,8 +302,8 @@ def features(images, *, params=None, batch_size: int = 200, mesh: Mesh | None = 
   size (500 images: three of 167 rows, not 200); the last is padded to it (one compilation;
   padded rows are dropped). Each batch is put on the device(s) -- split over ``mesh``'s
   ``data_axis`` when given, with the parameters replicated -- and the next batch is dispatched
-  before the previous one is fetched, so the host copy overlaps the device work. ``params`` defaults to ``load_params()``. Progress is logged every
-  ``log_every_secs``.
+  before the previous one is fetched, so the host copy overlaps the device work. ``params``
+  defaults to ``load_params()``. Progress is logged every ``log_every_secs``.
   """
   params = load_params() if params is None else params
   n = images.shape[0]

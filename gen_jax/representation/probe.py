@@ -26,7 +26,6 @@ each a metric card with the feature source (``features``) and its dimension (``d
 
 from __future__ import annotations
 
-import functools
 import logging
 import pathlib
 import time
@@ -55,26 +54,23 @@ def labelled_split(name: str, split: str, *, num: int = 0, data_dir: Optional[st
   return np.asarray(images, np.float32) / ds.max_value, np.asarray(labels)
 
 
-@functools.lru_cache(maxsize=32)
-def _jitted(fn: Callable, flatten: bool) -> Callable:
-  """One jitted wrapper per (function, flatten): a caller that decodes several codes with the same
-  ``fn`` (compress: one decode per quantisation step) traces and compiles it once, not per call."""
-  return jax.jit(lambda s, x: fn(s, x).reshape(x.shape[0], -1) if flatten else fn(s, x))
-
-
 def features(fn: Callable, state, images: np.ndarray, *, batch_size: int,
              flatten: bool = True) -> np.ndarray:
   """``fn(state, x)`` of float images, ``batch_size`` at a time (one compiled shape), flattened
-  to (n, d) float32 NumPy (unless not ``flatten``). A short last batch is padded with its own images, not zeros, so that
-  features read with batch statistics (a batch-norm discriminator) stay those of real images."""
-  jitted = _jitted(fn, flatten)
+  to (n, d) float32 NumPy (unless not ``flatten``). A short last batch is padded with its own
+  images, not zeros, so that features read with batch statistics (a batch-norm discriminator)
+  stay those of real images."""
+  # ``fn`` itself is jitted (flattened on the host): JAX's cache is keyed on it, so a caller that
+  # decodes several codes with one ``fn`` (compress: a decode per quantisation step) compiles once
+  jitted = jax.jit(fn)
   out = []
   for lo in range(0, len(images), batch_size):
     chunk = images[lo:lo + batch_size]
     n = len(chunk)
     if n < batch_size:
       chunk = np.concatenate([chunk, chunk[np.arange(batch_size - n) % n]])
-    out.append(np.asarray(jitted(state, jnp.asarray(chunk)), np.float32)[:n])
+    f = np.asarray(jitted(state, jnp.asarray(chunk)), np.float32)[:n]
+    out.append(f.reshape(n, -1) if flatten else f)
   return np.concatenate(out)
 
 
