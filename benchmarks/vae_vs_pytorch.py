@@ -83,7 +83,7 @@ def torch_rates(step, x_all, *, steps: int, rounds: int, batch_size: int, warmup
     perm = torch.randperm(len(x_all))
     for i in range(n):
       loss = step(x_all[perm[i * batch_size:(i + 1) * batch_size]])
-    return float(loss)
+    return float(loss.detach())
 
   n = min(steps, len(x_all) // batch_size)
   epoch(warmup)
