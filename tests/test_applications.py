@@ -351,6 +351,7 @@ def test_cas_classifier_is_an_mlp_or_a_small_cnn_named_for_the_cards():
   assert params["Dense_0"]["kernel"].shape == (7 * 7 * 32, 128)
   assert cnn.apply({"params": params}, x).shape == (2, 10)
   assert "Conv_0" not in mlp.init(jax.random.PRNGKey(0), x)["params"]
+  assert cnn.conv_impl == "auto"     # patch-matrix products on CPU: XLA's train slowly in a loop
 
 
 def test_acgan_samples_the_requested_class_code_and_learns_real_labels():

@@ -41,15 +41,6 @@ def _slogdet_of_jacobian(fn, x):
   return logdet
 
 
-@pytest.mark.parametrize("cin, cout", [(3, 4), (6, 2)])   # patches; taps shifted into place
-def test_conv_3x3_equals_lax_conv(cin, cout):
-  x = jax.random.normal(jax.random.key(0), (2, 5, 6, cin))
-  kernel = jax.random.normal(jax.random.key(1), (3, 3, cin, cout))
-  want = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  np.testing.assert_allclose(glow.conv_3x3(x, kernel), want, rtol=1e-5, atol=1e-5)
-
-
 def test_squeeze_is_a_permutation_and_unsqueeze_undoes_it():
   x = jnp.arange(2 * 4 * 6 * 3, dtype=jnp.float32).reshape(2, 4, 6, 3)
   y = glow.squeeze(x)

@@ -62,3 +62,33 @@ def test_matmul_and_xla_convolutions_give_the_same_model(make, shape, args):
 def test_an_unresolved_impl_is_a_clear_error():
   with pytest.raises(ValueError, match=r"impl='auto' is not one of matmul, xla; resolve 'auto'"):
     layers.Conv2x(4, impl="auto").init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+
+
+@pytest.mark.parametrize("cin, cout", [(3, 4), (6, 2)])   # patches; taps shifted into place
+def test_conv_3x3_equals_lax_conv_forward_and_backward(cin, cout):
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6, cin))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, cin, cout))
+  want = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(layers.conv_3x3(x, kernel), want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(layers.xla_conv_3x3(x, kernel), want, rtol=1e-6, atol=1e-6)
+  loss = lambda conv: lambda x, k: jnp.sum(jnp.sin(conv(x, k)))
+  for got, ref in zip(jax.grad(loss(layers.conv_3x3), (0, 1))(x, kernel),
+                      jax.grad(loss(layers.xla_conv_3x3), (0, 1))(x, kernel)):
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_classifier_is_the_same_function_with_either_convolution():
+  from gen_jax.models.classifier import CNN
+  x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
+  xla, matmul = CNN(conv_impl="xla"), CNN(conv_impl="matmul")
+  params = xla.init(jax.random.key(1), x)["params"]
+  # nn.Conv's names and shapes, and the same initialisation from the same key
+  jax.tree.map(np.testing.assert_array_equal, params, matmul.init(jax.random.key(1), x)["params"])
+  np.testing.assert_allclose(matmul.apply({"params": params}, x), xla.apply({"params": params}, x),
+                             rtol=1e-5, atol=1e-5)
+  grad = lambda model: jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x) ** 2))(params)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5),
+               grad(matmul), grad(xla))
+  with pytest.raises(ValueError, match="unknown model.conv_impl 'cudnn'"):
+    CNN(conv_impl="cudnn").init(jax.random.key(1), x)

@@ -4,9 +4,9 @@
   the classes in turn, with their labels;
 * :func:`class_accuracy`: the domain classifier's accuracy on them, per requested class;
 * :func:`train_classifier` / :func:`test_accuracy`: a classifier trained from scratch in JAX
-  (:mod:`gen_jax.steps.classifier` on :class:`gen_jax.models.classifier.CNN`: an MLP by default --
-  convolutions are slow on XLA:CPU -- or a small CNN, ``apps.cas_convs``; Adam, random minibatches
-  of a fixed budget of steps);
+  (:mod:`gen_jax.steps.classifier` on :class:`gen_jax.models.classifier.CNN`: an MLP by default,
+  or a small CNN, ``apps.cas_convs``, its convolutions as matrix products on CPU; Adam, random
+  minibatches of a fixed budget of steps);
 * :func:`classification_accuracy_scores`: Ravuri & Vinyals 2019's classification accuracy score
   (CAS: trained on generated images only, tested on the real test split) next to the same
   classifier trained on as many real images, and the semi-supervised question -- does adding the
@@ -47,9 +47,11 @@ def class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int) 
 
 def classifier_model(hidden: int, num_classes: int, convs: Sequence[int] = ()) -> CNN:
   """The CAS classifier: ``convs`` stages of one 3x3 ReLU convolution and a 2x2 max pool each
-  (none: an MLP), flatten, one ReLU layer of ``hidden`` units, softmax over the classes."""
+  (none: an MLP), flatten, one ReLU layer of ``hidden`` units, softmax over the classes. Its
+  convolutions are patch-matrix products on CPU (``conv_impl='auto'``), where XLA's own train
+  slowly inside the training loop (:mod:`gen_jax.models.layers`)."""
   return CNN(stages=tuple((int(c),) for c in convs), extra_pools=0, hidden=hidden,
-             num_classes=num_classes)
+             num_classes=num_classes, conv_impl="auto")
 
 
 def classifier_name(model: CNN, num_inputs: int) -> str:

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
+from gen_jax.models import layers
 
 
 class CNN(nn.Module):
@@ -31,6 +32,9 @@ class CNN(nn.Module):
     precision: of every convolution and matmul (``'highest'``: full float32 on GPUs too, whose
       default lets XLA use TF32; the feature networks use it so that features do not depend on
       the backend's default).
+    conv_impl: 'xla' (``nn.Conv``), 'matmul' (:func:`gen_jax.models.layers.conv_3x3`: the form
+      whose gradients XLA:CPU runs fast inside the training loop) or 'auto' (matmul on CPU); the
+      same parameters either way. The feature networks keep 'xla', as their weights were made.
   """
   stages: Sequence[Sequence[int]] = ((32, 32), (64, 64))
   extra_pools: int = 1
@@ -38,13 +42,18 @@ class CNN(nn.Module):
   num_classes: int = 10
   dropout: float = 0.0
   precision: Optional[str] = None
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False, return_features: bool = False):
-    h = x
+    impl = layers.resolve_conv_impl(self.conv_impl)
+    h, i = x, 0
     for channels in self.stages:
       for c in channels:
-        h = nn.relu(nn.Conv(c, (3, 3), padding="SAME", precision=self.precision)(h))
+        name = f"Conv_{i}"   # nn.Conv's own names, whichever computes it
+        conv = (nn.Conv(c, (3, 3), padding="SAME", precision=self.precision, name=name)
+                if impl == "xla" else layers.Conv3x3(c, impl=impl, precision=self.precision, name=name))
+        h, i = nn.relu(conv(h)), i + 1
       h = nn.max_pool(h, (2, 2), strides=(2, 2))
     for _ in range(self.extra_pools):
       h = nn.max_pool(h, (2, 2), strides=(2, 2), padding="SAME")

@@ -1,5 +1,5 @@
-"""Layers shared by the model families: 4x4 stride-2 (transposed) convolutions, computed as matrix
-products on CPU and as XLA's native convolutions on GPU and TPU.
+"""Layers shared by the model families: 4x4 stride-2 (transposed) and 3x3 stride-1 convolutions,
+computed as matrix products on CPU and as XLA's native convolutions on GPU and TPU.
 
 XLA:CPU computes the kernel gradient of a convolution ~50x slower inside a while loop than outside
 one (measured: 1.6 s vs 34 ms for 3 steps of a 4x4 stride-2 conv, 64 x 14x14x64 -> 7x7x128;
@@ -83,6 +83,57 @@ def xla_conv_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def xla_conv_transpose_4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """:func:`conv_transpose_4x4_stride2` by ``lax.conv_transpose``."""
   return jax.lax.conv_transpose(x, kernel.astype(x.dtype), (2, 2), "SAME", dimension_numbers=_NHWC)
+
+
+def conv_3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:
+  """``lax.conv_general_dilated(x, kernel, (1, 1), 'SAME')`` (NHWC, HWIO) for a 3x3 kernel.
+
+  With fewer output than input channels (the couplings' and priors' last layers), nine products of
+  the input with one tap each, shifted into place and summed (measured 2.3x faster than patches
+  for 64 -> 4 channels, forward and backward, on 64 x 14x14 inputs); otherwise one
+  product of the 3x3 patches of the zero-padded input with the flattened kernel. Either way the
+  smaller of the two nine-fold tensors is the one materialised. ``precision``: of the products
+  (as ``lax.conv_general_dilated``'s)."""
+  b, h, w, cin = x.shape
+  cout = kernel.shape[-1]
+  if cout < cin:
+    # out[i, j] = sum_uv x[i + u - 1, j + v - 1] K[u, v]: each tap's product, shifted into place
+    out = 0.0
+    for u in range(3):
+      for v in range(3):
+        tap = jnp.matmul(x, kernel[u, v].astype(x.dtype), precision=precision)
+        tap = jnp.pad(tap, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        out = out + tap[:, u:u + h, v:v + w]
+    return out
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  patches = jnp.concatenate([xp[:, u:u + h, v:v + w] for u in range(3) for v in range(3)],
+                            axis=-1)                                   # (b, h, w, 9 cin)
+  return jnp.matmul(patches, kernel.reshape(9 * cin, -1).astype(x.dtype), precision=precision)
+
+
+def xla_conv_3x3(x: jax.Array, kernel: jax.Array, precision=None) -> jax.Array:
+  """:func:`conv_3x3` by ``lax.conv_general_dilated``."""
+  return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1), "SAME",
+                                      dimension_numbers=_NHWC, precision=precision)
+
+
+class Conv3x3(nn.Module):
+  """3x3 stride-1 'SAME' convolution with ``nn.Conv``'s parameters (``kernel`` (3, 3, in, out),
+  ``bias``), computed by :func:`conv_3x3` ('matmul') or XLA ('xla'; resolve 'auto' first)."""
+  features: int
+  kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+  impl: str = "matmul"
+  precision: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    ops = {"matmul": conv_3x3, "xla": xla_conv_3x3}
+    if self.impl not in ops:
+      raise ValueError(f"Conv3x3: impl={self.impl!r} is not one of {', '.join(ops)}; resolve "
+                       "'auto' with resolve_conv_impl.")
+    kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    return ops[self.impl](x, kernel, self.precision) + bias
 
 
 class _Conv4x4Stride2(nn.Module):
