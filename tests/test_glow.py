@@ -85,6 +85,16 @@ def test_glow_inverse_undoes_forward_and_log_det_equals_the_jacobian():
   np.testing.assert_allclose(log_det, want, rtol=1e-4, atol=1e-4)
 
 
+def test_glow_is_the_same_flow_with_either_convolution():
+  model, variables, s = _small_glow()
+  assert model.conv_impl == "auto"            # matrix products here, on the CPU
+  xla = model.clone(conv_impl="xla")
+  for got, want in zip(model.apply(variables, s), xla.apply(variables, s)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  eps = model.apply(variables, s)[0]
+  np.testing.assert_allclose(xla.apply(variables, eps, method=glow.Glow.inverse), s, atol=1e-5)
+
+
 def test_logit_transform_log_det_and_inverse():
   y = jax.random.uniform(jax.random.key(4), (1, 2, 2, 1))
   s, log_det = glow.logit_transform(y, ALPHA)

@@ -26,8 +26,9 @@ Gaussian prior (zero-initialised mean and log-scale per dimension). Every learne
 the standardised codes eps = (z - mean) / exp(logs) of all levels, flattened in a fixed order, so
 that the prior of the codes is N(0, I) and log p(x) = log N(eps; 0, I) + log |det d eps / dx|.
 
-The 3x3 convolutions are patch-matrix products (:func:`gen_jax.models.layers.conv_3x3`), for the
-reason given in :mod:`gen_jax.models.layers` (slow convolution kernel gradients inside XLA:CPU while loops).
+The 3x3 convolutions are patch-matrix products (:func:`gen_jax.models.layers.conv_3x3`) on CPU,
+for the reason given in :mod:`gen_jax.models.layers` (slow convolution kernel gradients inside
+XLA:CPU while loops), and XLA's own on GPU and TPU (``Glow.conv_impl``).
 
 :func:`logit_transform` and :func:`logit_inverse` are RealNVP's pre-processing of pixels in [0, 1]
 (Dinh et al. 2017, alpha = 0.05), with its log-Jacobian.
@@ -40,6 +41,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from gen_jax.models import layers
 from gen_jax.models.layers import Conv3x3, conv_3x3  # noqa: F401  (conv_3x3 re-exported)
 
 # ---------------------------------------------------------------------------------------------
@@ -94,11 +96,13 @@ class ZeroConv3x3(nn.Module):
   ``kernel_size=1``."""
   features: int
   kernel_size: int = 3
+  conv_impl: str = "auto"   # gen_jax.models.layers.resolve_conv_impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.kernel_size == 3:
-      h = Conv3x3(self.features, kernel_init=nn.initializers.zeros, name="conv")(x)
+      h = Conv3x3(self.features, kernel_init=nn.initializers.zeros,
+                  impl=layers.resolve_conv_impl(self.conv_impl), name="conv")(x)
     else:
       h = nn.Dense(self.features, kernel_init=nn.initializers.zeros, name="conv")(x)
     logs = self.param("logs", nn.initializers.zeros, (self.features,))
@@ -168,12 +172,13 @@ class AffineCoupling(nn.Module):
   channels: int
   hidden: int
   out_kernel: int = 3   # 1: a 1x1 last layer (~2.5x faster steps on CPU, see the Glow class)
+  conv_impl: str = "auto"
 
   def setup(self):
-    self.conv_in = Conv3x3(self.hidden)
+    self.conv_in = Conv3x3(self.hidden, impl=layers.resolve_conv_impl(self.conv_impl))
     self.conv_mid = nn.Dense(self.hidden)   # a 1x1 convolution
     out = self.channels - self.channels // 2
-    self.conv_out = ZeroConv3x3(2 * out, kernel_size=self.out_kernel)
+    self.conv_out = ZeroConv3x3(2 * out, kernel_size=self.out_kernel, conv_impl=self.conv_impl)
 
   def _shift_log_scale(self, xa: jax.Array) -> tuple[jax.Array, jax.Array]:
     h = nn.relu(self.conv_mid(nn.relu(self.conv_in(xa))))
@@ -200,10 +205,11 @@ class FlowStep(nn.Module):
   channels: int
   hidden: int
   out_kernel: int = 3
+  conv_impl: str = "auto"
 
   def setup(self):
     self.layers = (ActNorm(self.channels), InvConv1x1(self.channels),
-                   AffineCoupling(self.channels, self.hidden, self.out_kernel))
+                   AffineCoupling(self.channels, self.hidden, self.out_kernel, self.conv_impl))
 
   def __call__(self, x: jax.Array, data_init: bool = False) -> tuple[jax.Array, jax.Array]:
     actnorm, *others = self.layers
@@ -223,10 +229,11 @@ class SplitPrior(nn.Module):
   """The conditional Gaussian of the factored-out half given the kept half: (mean, log-scale)
   from a :class:`ZeroConv3x3` of the kept half (a standard normal at init)."""
   channels: int   # of the factored-out half
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, kept: jax.Array) -> tuple[jax.Array, jax.Array]:
-    h = ZeroConv3x3(2 * self.channels)(kept)
+    h = ZeroConv3x3(2 * self.channels, conv_impl=self.conv_impl)(kept)
     return h[..., 0::2], h[..., 1::2]
 
 
@@ -265,19 +272,25 @@ class Glow(nn.Module):
   few output channels is most of a step's time (64 -> 4 channels at 14x14: ~3x the 1x1 middle
   layer, forward and backward), so the 1x1 buys ~2.5x the steps in a fixed time; the first layer
   keeps its 3x3 receptive field.
+
+  ``conv_impl``: the 3x3 convolutions as patch-matrix products ('matmul') or XLA's ('xla');
+  'auto', the default, takes the first on CPU and the second on GPU and TPU
+  (:mod:`gen_jax.models.layers`).
   """
   image_shape: tuple[int, int, int]
   levels: int = 2
   steps: int = 8
   hidden: int = 64
   out_kernel: int = 3
+  conv_impl: str = "auto"
 
   def setup(self):
     shapes = level_shapes(self.image_shape, self.levels)
-    self.flows = [[FlowStep(c, self.hidden, self.out_kernel, name=f"level{i}_step{k}")
+    self.flows = [[FlowStep(c, self.hidden, self.out_kernel, self.conv_impl,
+                            name=f"level{i}_step{k}")
                    for k in range(self.steps)]
                   for i, (_, _, c) in enumerate(shapes)]
-    self.split_priors = [SplitPrior(c // 2, name=f"level{i}_prior")
+    self.split_priors = [SplitPrior(c // 2, self.conv_impl, name=f"level{i}_prior")
                          for i, (_, _, c) in enumerate(shapes[:-1])]
     top = shapes[-1]
     self.top_mean = self.param("top_mean", nn.initializers.zeros, top)
