@@ -205,26 +205,43 @@ CONDITIONAL = (("conditional_accuracy", "samples of the requested class"),
                ("cas_few_real_plus_generated", "few real + generated"))
 
 
+def _cas_classifier(card: Mapping[str, Any]) -> str:
+  """The classifier a CAS card names first in its method ('MLP 784-512-10', 'CNN conv16-...'),
+  or '—'."""
+  method = str(card.get("method") or "")
+  return method.split(",")[0] if method.startswith(("MLP", "CNN")) else "—"
+
+
 def _conditional(cards: Sequence[Mapping[str, Any]]) -> str:
-  """The conditional families' table of :func:`applications` (empty without such cards): the
-  real-data references (``cas_real``, ``cas_few_real``) are shown in the row of each model whose
-  run measured them."""
-  rows: dict[str, dict[str, str]] = {}
+  """The conditional families' table of :func:`applications` (empty without such cards): a row
+  per model and CAS classifier; the real-data references (``cas_real``, ``cas_few_real``) are
+  shown in the row of the model whose run measured them (same config hash), and the samples'
+  accuracy on the domain network (no classifier of ours) in every row of its model."""
+  rows: dict[tuple[str, str], dict[str, str]] = {}
+  sampled: dict[str, str] = {}
   names = dict(CONDITIONAL)
   for c in cards:
     if c["metric"] not in names:
       continue
     model = str(c.get("model"))
+    value = f"{100 * c['value']:.2f} %"
+    if c["metric"] == "conditional_accuracy":
+      sampled[model] = value
+      continue
     if c["metric"] in ("cas_real", "cas_few_real"):   # measured with each model's run
       model = next((str(o["model"]) for o in cards if o["metric"] == "cas"
                     and o.get("config_hash") == c.get("config_hash")), model)
-    rows.setdefault(model, {})[c["metric"]] = f"{100 * c['value']:.2f} %"
+    rows.setdefault((model, _cas_classifier(c)), {})[c["metric"]] = value
+  for model in sampled.keys() - {m for m, _ in rows}:
+    rows[(model, "—")] = {}
   if not rows:
     return ""
-  head = ("\n| conditional model | " + " | ".join(n for _, n in CONDITIONAL) + " |\n|---|"
-          + "---|" * len(CONDITIONAL) + "\n")
-  return head + "".join(f"| {m} | " + " | ".join(rows[m].get(k, "—") for k, _ in CONDITIONAL)
-                        + " |\n" for m in sorted(rows))
+  columns = CONDITIONAL[1:]
+  head = ("\n| conditional model | " + names["conditional_accuracy"] + " | CAS classifier | "
+          + " | ".join(n for _, n in columns) + " |\n|---|---|---|" + "---|" * len(columns) + "\n")
+  return head + "".join(f"| {m} | {sampled.get(m, '—')} | {k} | "
+                        + " | ".join(rows[(m, k)].get(c, "—") for c, _ in columns) + " |\n"
+                        for m, k in sorted(rows))
 
 
 PROBE_COLUMNS = (("linear_probe_accuracy", 100, "linear, 100 labels"),

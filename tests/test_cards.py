@@ -105,8 +105,13 @@ def test_applications_table_has_a_row_per_model_and_columns_per_mask(tmp_path):
        _card("completion_psnr", 11.0, std=0.1, mask="bottom", model="nearest training image (10 images)",
              method="nn"),
        _card("ppl_encoder", 250.4, std=3.2, method="lerp", secs=5.0),
-       _card("cas", 0.9512, model="acgan", config_hash="1" * 16),
-       _card("cas_real", 0.98, model="real train (mnist)", config_hash="1" * 16)]
+       _card("conditional_accuracy", 0.999, model="acgan", method="sample(labels=)"),
+       _card("cas", 0.9512, model="acgan", config_hash="1" * 16, method="CNN conv16-pool-10, 3 steps"),
+       _card("cas_real", 0.98, model="real train (mnist)", config_hash="1" * 16,
+             method="CNN conv16-pool-10, 3 steps"),
+       _card("cas", 0.93, model="acgan", config_hash="2" * 16, method="MLP 784-512-10, 3 steps"),
+       _card("cas_real", 0.978, model="real train (mnist)", config_hash="2" * 16,
+             method="MLP 784-512-10, 3 steps")]
   text = cards.applications(c)
   lines = text.splitlines()
   assert lines[0].startswith("| model | method | bottom: PSNR dB | bottom: accuracy |")
@@ -114,7 +119,9 @@ def test_applications_table_has_a_row_per_model_and_columns_per_mask(tmp_path):
   assert lines[3].startswith("| known-pixel mean (10 images) | m | 9.00 | — |")
   assert lines[4].startswith("| nearest training image (10 images) | nn | 11.00 | — |")
   assert lines[5].startswith("| real images (10 images) | the real image | — | 99.6 % |")
-  assert "| acgan | — | 95.12 % | 98.00 % | — | — |" in text    # the reference on its row
+  # a row per CAS classifier, each with the reference its own run measured
+  assert "| acgan | 99.90 % | CNN conv16-pool-10 | 95.12 % | 98.00 % | — | — |" in text
+  assert "| acgan | 99.90 % | MLP 784-512-10 | 93.00 % | 97.80 % | — | — |" in text
   readme = tmp_path / "README.md"
   readme.write_text("x\n<!-- cards:begin -->\n<!-- cards:end -->\n<!-- apps:begin -->\nold\n"
                     "<!-- apps:end -->\n")
