@@ -161,11 +161,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   masks.check(config.apps.grid_mask)            # the evaluation grids' settings, checked before
   interpolation.check(config.apps.interpolation)  # any training time is spent
   ckpt = run_lib.checkpointer(config, workdir)
-  if ckpt.latest_step() is not None:
-    state = ckpt.restore(run_lib.abstract_state(run))
-    logging.info("resuming from step %d", int(state.step))
-  else:
-    state = run_lib.init_state(run)
+  try:
+    if ckpt.latest_step() is not None:
+      state = ckpt.restore(run_lib.abstract_state(run))
+      logging.info("resuming from step %d", int(state.step))
+    else:
+      state = run_lib.init_state(run)
+  except BaseException:
+    ckpt.close()   # an unreadable checkpoint: leave no orbax thread behind the error
+    raise
   writer = writers.MetricWriter(workdir, tensorboard=config.tensorboard)
 
   steps_per_epoch = run.train.num_examples // config.batch_size
