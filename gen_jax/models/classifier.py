@@ -51,8 +51,10 @@ class CNN(nn.Module):
     for channels in self.stages:
       for c in channels:
         name = f"Conv_{i}"   # nn.Conv's own names, whichever computes it
-        conv = (nn.Conv(c, (3, 3), padding="SAME", precision=self.precision, name=name)
-                if impl == "xla" else layers.Conv3x3(c, impl=impl, precision=self.precision, name=name))
+        if impl == "xla":
+          conv = nn.Conv(c, (3, 3), padding="SAME", precision=self.precision, name=name)
+        else:
+          conv = layers.Conv3x3(c, impl=impl, precision=self.precision, name=name)
         h, i = nn.relu(conv(h)), i + 1
       h = nn.max_pool(h, (2, 2), strides=(2, 2))
     for _ in range(self.extra_pools):
