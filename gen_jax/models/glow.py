@@ -42,7 +42,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from gen_jax.models import layers
-from gen_jax.models.layers import Conv3x3, conv_3x3  # noqa: F401  (conv_3x3 re-exported)
 
 # ---------------------------------------------------------------------------------------------
 # Pure pieces.
@@ -101,7 +100,7 @@ class ZeroConv3x3(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.kernel_size == 3:
-      h = Conv3x3(self.features, kernel_init=nn.initializers.zeros,
+      h = layers.Conv3x3(self.features, kernel_init=nn.initializers.zeros,
                   impl=layers.resolve_conv_impl(self.conv_impl), name="conv")(x)
     else:
       h = nn.Dense(self.features, kernel_init=nn.initializers.zeros, name="conv")(x)
@@ -175,7 +174,7 @@ class AffineCoupling(nn.Module):
   conv_impl: str = "auto"
 
   def setup(self):
-    self.conv_in = Conv3x3(self.hidden, impl=layers.resolve_conv_impl(self.conv_impl))
+    self.conv_in = layers.Conv3x3(self.hidden, impl=layers.resolve_conv_impl(self.conv_impl))
     self.conv_mid = nn.Dense(self.hidden)   # a 1x1 convolution
     out = self.channels - self.channels // 2
     self.conv_out = ZeroConv3x3(2 * out, kernel_size=self.out_kernel, conv_impl=self.conv_impl)
