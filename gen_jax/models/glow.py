@@ -101,7 +101,7 @@ class ZeroConv3x3(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.kernel_size == 3:
       h = layers.Conv3x3(self.features, kernel_init=nn.initializers.zeros,
-                  impl=layers.resolve_conv_impl(self.conv_impl), name="conv")(x)
+                         impl=layers.resolve_conv_impl(self.conv_impl), name="conv")(x)
     else:
       h = nn.Dense(self.features, kernel_init=nn.initializers.zeros, name="conv")(x)
     logs = self.param("logs", nn.initializers.zeros, (self.features,))
