@@ -154,6 +154,7 @@ def optimizer(**overrides) -> ml_collections.ConfigDict:
       name="adam",             # adam, adamw, sgd or rmsprop
       learning_rate=1e-3,
       decay_steps=0,           # > 0: cosine decay of the learning rate to 0 over that many updates
+      warmup_steps=0,          # > 0: linear warm-up from 0 over that many updates first
       lr_boundaries=(),        # steps where the learning rate is multiplied by ...
       lr_scales=(),            # ... the scale of the same index (piecewise constant)
       grad_clip_norm=0.0,      # > 0: clip the global gradient norm to this

@@ -12,19 +12,31 @@ def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
   ``cfg.decay_steps`` > 0 decays the learning rate to 0 along a cosine over that many steps
   (Loshchilov & Hutter 2017); ``cfg.lr_boundaries`` (steps) with ``cfg.lr_scales`` multiplies it
   by each scale from its boundary on (piecewise constant, e.g. Burda et al.'s 10^(-i/7) after
-  3^i epochs); neither keeps it constant. Every field is read directly: the defaults are those
-  of ``configs/common.py:optimizer``.
+  3^i epochs); neither keeps it constant. ``cfg.warmup_steps`` > 0 first ramps the rate linearly
+  from 0 over that many updates (the cosine's ``decay_steps`` count them; the piecewise boundaries
+  and a constant rate start after them). Every field is read directly: the defaults are those of
+  ``configs/common.py:optimizer``.
   """
   lr = cfg.learning_rate
+  warmup = cfg.warmup_steps
+  if warmup < 0 or (cfg.decay_steps and warmup >= cfg.decay_steps):
+    raise ValueError(f"optimizer.warmup_steps={warmup}: the linear warm-up needs 0 <= warmup_steps "
+                     f"< decay_steps={cfg.decay_steps} (the cosine's length counts it).")
   if len(cfg.lr_boundaries) != len(cfg.lr_scales) or (cfg.lr_boundaries and cfg.decay_steps):
     raise ValueError(f"optimizer.lr_boundaries={tuple(cfg.lr_boundaries)} and lr_scales="
                      f"{tuple(cfg.lr_scales)}: give one scale per boundary, and use either them "
                      "or optimizer.decay_steps, not both.")
-  if cfg.decay_steps:
+  if cfg.decay_steps and warmup:
+    lr = optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, warmup, cfg.decay_steps)
+  elif cfg.decay_steps:
     lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.decay_steps)
   elif cfg.lr_boundaries:
     lr = optax.piecewise_constant_schedule(
         cfg.learning_rate, dict(zip(map(int, cfg.lr_boundaries), map(float, cfg.lr_scales))))
+  if warmup and not cfg.decay_steps:
+    lr = optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.learning_rate, warmup),
+         lr if callable(lr) else optax.constant_schedule(lr)], [warmup])
   if cfg.name == "adam":
     tx = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   elif cfg.name == "adamw":

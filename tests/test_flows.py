@@ -230,16 +230,38 @@ def test_kl_warmup_ramps_the_weight_and_a_piecewise_schedule_scales_the_learning
   assert w == [0.0, 1.0, 2.0, 2.0]
   assert float(vae.kl_weight(jnp.asarray(0), beta=2.0, warmup_steps=0)) == 2.0
   cfg = common.optimizer(name="sgd", learning_rate=1.0, lr_boundaries=(2, 4), lr_scales=(0.5, 0.1))
+  # After b updates the (b+1)-th uses the new rate.
+  np.testing.assert_allclose(_sgd_rates(cfg, 6), [1, 1, 0.5, 0.5, 0.05, 0.05], rtol=1e-6)
+  with pytest.raises(ValueError, match="one scale per boundary"):
+    optim.make(common.optimizer(lr_boundaries=(2,), lr_scales=()))
+
+
+def _sgd_rates(cfg, n):
+  """The learning rate of each of the first n updates of ``optim.make(cfg)`` (SGD on a constant
+  unit gradient, so the update is minus the rate)."""
+  from gen_jax import optim
   tx = optim.make(cfg)
   params = jnp.zeros(())
   state, seen = tx.init(params), []
-  for _ in range(6):
+  for _ in range(n):
     updates, state = tx.update(jnp.ones(()), state, params)
     seen.append(-float(updates))
-  # After b updates the (b+1)-th uses the new rate.
-  np.testing.assert_allclose(seen, [1, 1, 0.5, 0.5, 0.05, 0.05], rtol=1e-6)
-  with pytest.raises(ValueError, match="one scale per boundary"):
-    optim.make(common.optimizer(lr_boundaries=(2,), lr_scales=()))
+  return seen
+
+
+def test_warmup_ramps_the_learning_rate_before_each_schedule():
+  from configs import common
+  from gen_jax import optim
+  sgd = functools.partial(common.optimizer, name="sgd", learning_rate=1.0, warmup_steps=2)
+  # Linear from 0 over 2 updates, then the cosine over the remaining 2 of decay_steps = 4.
+  np.testing.assert_allclose(_sgd_rates(sgd(decay_steps=4), 5), [0, 0.5, 1, 0.5, 0], atol=1e-6)
+  np.testing.assert_allclose(_sgd_rates(sgd(), 4), [0, 0.5, 1, 1], atol=1e-6)
+  # Piecewise boundaries count from the end of the warm-up.
+  np.testing.assert_allclose(_sgd_rates(sgd(lr_boundaries=(1,), lr_scales=(0.1,)), 5),
+                             [0, 0.5, 1, 0.1, 0.1], atol=1e-6)
+  for bad in (dict(warmup_steps=-1), dict(warmup_steps=4, decay_steps=4)):
+    with pytest.raises(ValueError, match="optimizer.warmup_steps"):
+      optim.make(common.optimizer(**bad))
 
 
 def test_burda_rows_follow_the_paper_schedule_and_build():
