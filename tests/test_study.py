@@ -145,6 +145,9 @@ def test_run_config_scales_the_learning_rates_and_batch_and_spends_the_budget():
   assert config.eval.every_steps == config.num_steps and config.eval.num_images == 0
   beta = runner.run_config(study_cfg, runner.RunSpec("beta_vae", 0, batch_scale=0.5))
   assert beta.model.beta == 4.0 and beta.batch_size == 64
+  # Glow's warm-up (200 of 8,433 steps) stays the same share of the 200-step run.
+  flow = runner.run_config(study_cfg, runner.RunSpec("flow", 0))
+  assert (flow.optimizer.decay_steps, flow.optimizer.warmup_steps) == (200, 4)
 
 
 @pytest.mark.parametrize("name", ["study_mnist", "study_fashion_mnist"])

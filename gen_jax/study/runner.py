@@ -132,11 +132,15 @@ def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collection
   every = max(1, config.num_steps // study.num_evals)
   config.num_steps = every * study.num_evals
   # Schedules set in epochs follow the budget: a learning-rate decay over the run (over each
-  # layer's half for the DBN, whose second layer starts halfway).
+  # layer's half for the DBN, whose second layer starts halfway), its warm-up the same share of it.
   if "layer1_steps" in config.model:
     config.model.layer1_steps = config.num_steps // 2
   if config.optimizer.decay_steps:
-    config.optimizer.decay_steps = config.num_steps // (2 if "layer1_steps" in config.model else 1)
+    decay = config.num_steps // (2 if "layer1_steps" in config.model else 1)
+    if config.optimizer.get("warmup_steps"):   # the RBM's and DBN's optimizers have none
+      config.optimizer.warmup_steps = (config.optimizer.warmup_steps * decay
+                                       // config.optimizer.decay_steps)
+    config.optimizer.decay_steps = decay
   # The quality curve comes from the kept checkpoints (run()) and the likelihood from the final
   # metrics (IWAE bound, AIS), so the loop's test-split evaluation runs only where those read it
   # (the RBM's and DBN's free energy): no GAN's discriminator statistics on 10,000 test images.
