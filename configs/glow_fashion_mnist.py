@@ -7,6 +7,9 @@
 
 Fashion-MNIST's 28x28 grey-level images, the same dequantization, logit transform, 2-level flow,
 optimizer and epochs as on MNIST; the sample-quality metrics use the Fashion-MNIST domain network.
+
+Measured (seed 0, 2-core Xeon, with other work beside it for half the run): 3.143 bits/dim on the
+test set in 33 min; samples at T = 1: IS 2.39 on fashion-mnist-cnn-v1 (README, Likelihood models).
 """
 
 from configs import glow_mnist
