@@ -26,14 +26,12 @@ def make(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
     raise ValueError(f"optimizer.lr_boundaries={tuple(cfg.lr_boundaries)} and lr_scales="
                      f"{tuple(cfg.lr_scales)}: give one scale per boundary, and use either them "
                      "or optimizer.decay_steps, not both.")
-  if cfg.decay_steps and warmup:
-    lr = optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, warmup, cfg.decay_steps)
-  elif cfg.decay_steps:
-    lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.decay_steps)
+  if cfg.decay_steps:
+    lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.decay_steps - warmup)
   elif cfg.lr_boundaries:
     lr = optax.piecewise_constant_schedule(
         cfg.learning_rate, dict(zip(map(int, cfg.lr_boundaries), map(float, cfg.lr_scales))))
-  if warmup and not cfg.decay_steps:
+  if warmup:   # every schedule above starts where the warm-up ends
     lr = optax.join_schedules(
         [optax.linear_schedule(0.0, cfg.learning_rate, warmup),
          lr if callable(lr) else optax.constant_schedule(lr)], [warmup])
